@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared by the scripts in this directory: paths, logging, the kernel tree.
+# Sourced, never run. Every variable here can be overridden from the
+# environment; `scripts/<cmd> --help` shows the ones a command uses.
+
+PROJECT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PATCH_DIR="$PROJECT_DIR/patches"
+
+# Everything large lives outside the repository and is reused across runs.
+CACHE_DIR=${MMAP_BUF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmap_buf}
+
+# The Debian package that provides the default base tree.
+LINUX_PKG=${LINUX_PKG:-linux-source-7.2}
+LINUX_PKG_SUITE=${LINUX_PKG_SUITE:-unstable}
+
+# KERNEL_TREE: a git tree of the user's own; BASE_REF: the commit the series
+# applies to there. Without them, the tree unpacked from $LINUX_PKG is used.
+if [[ -n ${KERNEL_TREE:-} ]]; then
+	TREE=$KERNEL_TREE
+	BASE_REF=${BASE_REF:-HEAD}
+	TREE_IS_OURS=0
+else
+	TREE=$CACHE_DIR/linux
+	BASE_REF=${BASE_REF:-mmap_buf-base}
+	TREE_IS_OURS=1
+fi
+WORK_BRANCH=${WORK_BRANCH:-mmap_buf}
+BUILD_DIR=${BUILD_DIR:-$CACHE_DIR/build}
+
+# The identity the series is written under: a role, not a person. The mail
+# command re-signs the series with the user's own git identity.
+SERIES_NAME=${SERIES_NAME:-mmap_buf maintainers}
+SERIES_EMAIL=${SERIES_EMAIL:-mmap-buf@kernel.invalid}
+
+JOBS=${JOBS:-$(nproc)}
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+# Run "$@" with its output in a log file; show the tail only if it fails.
+quiet() {
+	local logf
+	logf=$(mktemp "${TMPDIR:-/tmp}/mmap_buf.XXXXXX")
+	if "$@" >"$logf" 2>&1; then
+		rm -f "$logf"
+		return 0
+	fi
+	local rc=$?
+	printf 'error: command failed (exit %d): %s\n' "$rc" "$*" >&2
+	tail -n 60 "$logf" >&2
+	printf '(full log: %s)\n' "$logf" >&2
+	return "$rc"
+}
+
+# Seconds since $1 (a `date +%s` value), for phase timing.
+since() { echo $(($(date +%s) - $1)); }
+
+# Phase timing: `phase NAME` starts one; the end of the previous one is logged.
+PHASE_NAME=
+PHASE_START=0
+PHASE_TIMES=()
+phase() {
+	phase_end
+	PHASE_NAME=$1
+	PHASE_START=$(date +%s)
+	log "$PHASE_NAME"
+}
+phase_end() {
+	[[ -n $PHASE_NAME ]] || return 0
+	PHASE_TIMES+=("$PHASE_NAME: $(since "$PHASE_START")s")
+	PHASE_NAME=
+}
+phase_report() {
+	phase_end
+	local p
+	for p in "${PHASE_TIMES[@]}"; do
+		printf 'time: %s\n' "$p"
+	done
+}
+
+need_root() {
+	[[ $(id -u) -eq 0 ]] || die "$1 needs root (apt-get install); run as root or install by hand: ${*:2}"
+}
+
+# Install Debian packages that are missing. Bookworm's own packages only.
+apt_install() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+			missing+=("$p")
+	done
+	[[ ${#missing[@]} -eq 0 ]] && return 0
+	need_root "installing packages" "${missing[@]}"
+	log "installing ${missing[*]}"
+	if [[ ! -f $CACHE_DIR/.apt-updated ]] ||
+		[[ -n $(find "$CACHE_DIR/.apt-updated" -mmin +720) ]]; then
+		quiet apt-get update
+		mkdir -p "$CACHE_DIR" && touch "$CACHE_DIR/.apt-updated"
+	fi
+	DEBIAN_FRONTEND=noninteractive quiet apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# What building, checking and booting the series needs.
+HOST_PACKAGES=(build-essential flex bison bc libelf-dev libssl-dev ccache
+	cpio rsync kmod xz-utils git python3 qemu-system-x86 sparse clang lld
+	llvm busybox-static codespell perl)
+
+# The first Debian mirror the system's apt configuration uses for its own
+# release, so no host name is written anywhere in this project.
+debian_mirror() {
+	local f uri
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[[ -f $f ]] || continue
+		uri=$(awk '/^URIs:/ { u = $2 } /^Suites:/ && u && $0 !~ /security/ { print u; exit }' "$f")
+		[[ -n $uri ]] && { echo "${uri%/}"; return 0; }
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[[ -f $f ]] || continue
+		uri=$(awk '$1 == "deb" && $0 !~ /security/ {
+			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; exit } }' "$f")
+		[[ -n $uri ]] && { echo "${uri%/}"; return 0; }
+	done
+	return 1
+}
+
+# Download Debian package $1 from suite $2 into directory $3 without touching
+# the system's apt state: a private sources list and private state dirs.
+apt_fetch_pkg() {
+	local pkg=$1 suite=$2 dest=$3 mirror root
+	mirror=$(debian_mirror) || die "no Debian mirror found in /etc/apt; install $pkg by hand or set KERNEL_TREE"
+	root=$CACHE_DIR/apt-$suite
+	mkdir -p "$root"/{lists/partial,archives/partial,etc/preferences.d} "$dest"
+	cat >"$root/etc/sources.list" <<-EOF
+		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main
+	EOF
+	: >"$root/status"
+	local opts=(-o "Dir::Etc::SourceList=$root/etc/sources.list"
+		-o "Dir::Etc::SourceParts=/nonexistent"
+		-o "Dir::Etc::Preferences=/nonexistent"
+		-o "Dir::Etc::PreferencesParts=$root/etc/preferences.d"
+		-o "Dir::State=$root" -o "Dir::State::Lists=$root/lists"
+		-o "Dir::State::status=$root/status"
+		-o "Dir::Cache=$root" -o "Dir::Cache::archives=$root/archives"
+		-o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
+	quiet apt-get "${opts[@]}" update ||
+		die "could not read the $suite suite from $mirror; set KERNEL_TREE to a git tree of your own"
+	(cd "$dest" && quiet apt-get "${opts[@]}" download "$pkg") ||
+		die "package $pkg is not in $suite; set KERNEL_TREE=/path/to/linux (and BASE_REF) to use your own tree"
+}
+
+# The kernel tree must exist and be a git repository with $BASE_REF.
+require_tree() {
+	[[ -d $TREE/.git ]] || die "no kernel tree at $TREE; run scripts/fetch-tree (or set KERNEL_TREE)"
+	git -C "$TREE" rev-parse -q --verify "$BASE_REF^{commit}" >/dev/null ||
+		die "$TREE has no $BASE_REF; run scripts/fetch-tree or set BASE_REF"
+}
+
+tgit() { git -C "$TREE" "$@"; }
+
+# The series' commits on the work branch, oldest first.
+series_commits() { tgit rev-list --reverse "$BASE_REF..$WORK_BRANCH"; }
+
+# virtme-ng (vng) boots a built kernel on the host's file system. Bookworm
+# has no package of it; the one from $VNG_SUITE is pure Python (arch all), so
+# it is unpacked into the cache, never installed, and run with bookworm's
+# /usr/bin/python3. Debian's package ships no Rust virtme-ng-init, so the
+# guest always runs vng's bash init (virtme-init).
+VNG_SUITE=${VNG_SUITE:-unstable}
+VNG_DIR=$CACHE_DIR/virtme-ng
+VNG_ROOT=$VNG_DIR/root
+
+# Fetch and unpack virtme-ng once, install what it needs from bookworm, and
+# put it on PATH and PYTHONPATH: vng starts virtme-run and
+# virtme-prep-kdir-mods through PATH.
+vng_setup() {
+	# The package's Depends, from bookworm, plus QEMU (a Recommends), procps
+	# (boot-guest's timeout), and udev: virtme-init runs the host's udevd in
+	# the guest to name the virtio-serial ports (/dev/virtio-ports/virtme.*)
+	# that carry the command's output and exit status.
+	apt_install python3 python3-argcomplete python3-requests busybox-static \
+		file iproute2 kbd kmod util-linux-extra qemu-system-x86 procps udev
+	if [[ ! -x $VNG_ROOT/usr/bin/vng ]]; then
+		log "fetching virtme-ng from $VNG_SUITE"
+		rm -rf "$VNG_DIR"
+		apt_fetch_pkg virtme-ng "$VNG_SUITE" "$VNG_DIR"
+		dpkg-deb -x "$(ls "$VNG_DIR"/virtme-ng_*.deb)" "$VNG_DIR/unpack"
+		mv "$VNG_DIR/unpack" "$VNG_ROOT"
+		log "virtme-ng $(vng_version) ready in $VNG_ROOT"
+	fi
+	export PATH="$VNG_ROOT/usr/bin:$PATH"
+	export PYTHONPATH="$VNG_ROOT/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+# Run vng (after vng_setup).
+vng() { /usr/bin/python3 "$VNG_ROOT/usr/bin/vng" "$@"; }
+
+# The unpacked package's version, e.g. "1.41-1".
+vng_version() { dpkg-deb -f "$(ls "$VNG_DIR"/virtme-ng_*.deb)" Version; }
+
+# The series' patch files, cover letter excluded, in order.
+series_patches() {
+	local p
+	for p in "$PATCH_DIR"/[0-9][0-9][0-9][0-9]-*.patch; do
+		[[ -e $p && $(basename "$p") != 0000-cover-letter.patch ]] && echo "$p"
+	done
+	return 0
+}
+
+# git format-patch of the series into directory $1: the cover letter's
+# subject and text from series/cover-letter, zeroed commit ids and the head
+# commit's date on the cover letter, so the output is the same bytes
+# whenever the commits are.
+format_series() {
+	local out=$1 desc date
+	desc=$(cat "$PROJECT_DIR/series/cover-letter")
+	date=$(tgit log -1 --format=%aD "$WORK_BRANCH")
+	GIT_COMMITTER_DATE=$date tgit -c "branch.$WORK_BRANCH.description=$desc" \
+		-c core.abbrev=12 -c diff.renames=true -c format.coverFromDescription=subject \
+		format-patch -q --cover-letter --base="$BASE_REF" --zero-commit \
+		--no-signature --subject-prefix=PATCH -o "$out" \
+		"$BASE_REF..$WORK_BRANCH" >/dev/null
+}
