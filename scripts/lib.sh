@@ -45,11 +45,12 @@ die() {
 quiet() {
 	local logf
 	logf=$(mktemp "${TMPDIR:-/tmp}/mmap_buf.XXXXXX")
-	if "$@" >"$logf" 2>&1; then
+	local rc=0
+	"$@" >"$logf" 2>&1 || rc=$?
+	if [[ $rc -eq 0 ]]; then
 		rm -f "$logf"
 		return 0
 	fi
-	local rc=$?
 	printf 'error: command failed (exit %d): %s\n' "$rc" "$*" >&2
 	tail -n 60 "$logf" >&2
 	printf '(full log: %s)\n' "$logf" >&2
@@ -106,8 +107,8 @@ apt_install() {
 
 # What building, checking and booting the series needs.
 HOST_PACKAGES=(build-essential flex bison bc libelf-dev libssl-dev ccache
-	cpio rsync kmod xz-utils git python3 qemu-system-x86 sparse clang lld
-	llvm busybox-static codespell perl)
+	cpio rsync kmod xz-utils git python3 python3-ply python3-git dpkg-dev
+	qemu-system-x86 busybox-static codespell perl)
 
 # The first Debian mirror the system's apt configuration uses for its own
 # release, so no host name is written anywhere in this project.
@@ -136,6 +137,7 @@ apt_fetch_pkg() {
 	mkdir -p "$root"/{lists/partial,archives/partial,etc/preferences.d} "$dest"
 	cat >"$root/etc/sources.list" <<-EOF
 		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main
+		deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main
 	EOF
 	: >"$root/status"
 	local opts=(-o "Dir::Etc::SourceList=$root/etc/sources.list"
@@ -148,8 +150,35 @@ apt_fetch_pkg() {
 		-o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
 	quiet apt-get "${opts[@]}" update ||
 		die "could not read the $suite suite from $mirror; set KERNEL_TREE to a git tree of your own"
-	(cd "$dest" && quiet apt-get "${opts[@]}" download "$pkg") ||
-		die "package $pkg is not in $suite; set KERNEL_TREE=/path/to/linux (and BASE_REF) to use your own tree"
+	if [[ ${APT_FETCH_SOURCE:-0} -eq 1 ]]; then
+		(cd "$dest" && quiet apt-get "${opts[@]}" source --download-only "$pkg") ||
+			die "source package $pkg is not in $suite"
+	else
+		(cd "$dest" && quiet apt-get "${opts[@]}" download "$pkg") ||
+			die "package $pkg is not in $suite; set KERNEL_TREE=/path/to/linux (and BASE_REF) to use your own tree"
+	fi
+}
+
+# A sparse new enough for 7.2 (it needs __typeof_unqual__, which bookworm's
+# 0.6.4 lacks), built once from Debian's unstable source package into the
+# cache. Prints the path of the sparse binary.
+sparse_path() {
+	local dir=$CACHE_DIR/sparse bin
+	bin=$(ls "$dir"/sparse-*/sparse 2>/dev/null | head -n 1 || true)
+	if [[ -z $bin ]]; then
+		apt_install build-essential dpkg-dev
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		log "building sparse from Debian's unstable source package"
+		APT_FETCH_SOURCE=1 apt_fetch_pkg sparse unstable "$dir"
+		(cd "$dir" && quiet dpkg-source -x ./*.dsc) || die "cannot unpack sparse's source"
+		local src
+		src=$(ls -d "$dir"/sparse-*/ | head -n 1)
+		# Debian's packaging pins a gcc version bookworm does not have.
+		quiet make -C "$src" -j"$JOBS" CC=gcc sparse || die "cannot build sparse"
+		bin=${src}sparse
+	fi
+	echo "$bin"
 }
 
 # The kernel tree must exist and be a git repository with $BASE_REF.
