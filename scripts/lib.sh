@@ -183,7 +183,7 @@ sparse_path() {
 
 # The kernel tree must exist and be a git repository with $BASE_REF.
 require_tree() {
-	[[ -d $TREE/.git ]] || die "no kernel tree at $TREE; run scripts/fetch-tree (or set KERNEL_TREE)"
+	[[ -e $TREE/.git ]] || die "no kernel tree at $TREE; run scripts/fetch-tree (or set KERNEL_TREE)"
 	git -C "$TREE" rev-parse -q --verify "$BASE_REF^{commit}" >/dev/null ||
 		die "$TREE has no $BASE_REF; run scripts/fetch-tree or set BASE_REF"
 }
