@@ -239,17 +239,24 @@ series_patches() {
 	return 0
 }
 
-# git format-patch of the series into directory $1: the cover letter's
-# subject and text from series/cover-letter, zeroed commit ids and the head
-# commit's date on the cover letter, so the output is the same bytes
-# whenever the commits are.
-format_series() {
-	local out=$1 desc date
+# git format-patch of BASE..BRANCH in git repository REPO into directory OUT,
+# the way the series is always written: the cover letter's subject and text
+# from series/cover-letter (as the branch description), the head commit's
+# date on the cover letter, 12-digit ids, no signature. Further arguments go
+# to format-patch (--zero-commit, --thread, --to ...).
+series_format_patch() {
+	local repo=$1 branch=$2 base=$3 out=$4 desc date
+	shift 4
 	desc=$(cat "$PROJECT_DIR/series/cover-letter")
-	date=$(tgit log -1 --format=%aD "$WORK_BRANCH")
-	GIT_COMMITTER_DATE=$date tgit -c "branch.$WORK_BRANCH.description=$desc" \
+	date=$(git -C "$repo" log -1 --format=%aD "$branch")
+	GIT_COMMITTER_DATE=$date git -C "$repo" -c "branch.$branch.description=$desc" \
 		-c core.abbrev=12 -c diff.renames=true -c format.coverFromDescription=subject \
-		format-patch -q --cover-letter --base="$BASE_REF" --zero-commit \
-		--no-signature --subject-prefix=PATCH -o "$out" \
-		"$BASE_REF..$WORK_BRANCH" >/dev/null
+		format-patch -q --cover-letter --base="$base" --no-signature \
+		--subject-prefix=PATCH "$@" -o "$out" "$base..$branch" >/dev/null
+}
+
+# patches/ as scripts/export writes it into directory $1: zeroed commit ids,
+# so the files are the same bytes whenever the commits are.
+format_series() {
+	series_format_patch "$TREE" "$WORK_BRANCH" "$BASE_REF" "$1" --zero-commit
 }
