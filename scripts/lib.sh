@@ -108,7 +108,7 @@ apt_install() {
 # What building, checking and booting the series needs.
 HOST_PACKAGES=(build-essential flex bison bc libelf-dev libssl-dev ccache
 	cpio rsync kmod xz-utils git python3 python3-ply python3-git dpkg-dev
-	qemu-system-x86 busybox-static codespell perl)
+	qemu-system-x86 busybox-static codespell perl trinity gnuplot-nox)
 
 # The first Debian mirror the system's apt configuration uses for its own
 # release, so no host name is written anywhere in this project.

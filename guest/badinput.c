@@ -1,0 +1,1144 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Bad input for /dev/mmap_buf, table-driven, run in the guest by
+ * scripts/guest-tests --debug (and alone: "badinput [DEVICE]").
+ *
+ * Every case gets a fresh open file whose buffer is NPAGES pages filled with
+ * a pattern, tries one call with one class of argument, and states the exact
+ * result: a return value, or -1 and an errno. Afterwards the harness checks
+ * that the buffer holds exactly what the model says (the pattern, plus what
+ * a successful call wrote, and nothing where the errno says nothing was
+ * written), that the size and the file position are what they should be,
+ * and that no mapping count leaked: once the case's mappings are gone, a
+ * resize must succeed and its grown part read as zeroes.
+ *
+ * Project-side rather than in the kselftest: most of these results are those
+ * of the VFS and mm layers in front of the driver (access_ok(), the mmap()
+ * and lseek() argument checks, rw_verify_area()), which a driver's kselftest
+ * should not pin down. The errnos the driver itself defines are asserted by
+ * tools/testing/selftests/mmap_buf in the series.
+ *
+ * The last cases write the module's parameters through sysfs.
+ *
+ * Prints TAP, one line per case; exits 0 only if every case passed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <inttypes.h>
+
+#include <misc/mmap_buf.h>
+
+#define NPAGES		4
+#define MAX_MAPS	4
+
+static const char *dev = "/dev/mmap_buf";
+static size_t ps, size;
+static uint64_t max_size;
+
+/* What a case works on; reset before each. */
+struct fx {
+	int fd;
+	unsigned char *model;	/* what the buffer must hold afterwards */
+	off_t pos;		/* the file position it must have afterwards */
+	uint64_t size;		/* and its size */
+	void *maps[MAX_MAPS];	/* mappings to undo before the checks */
+	size_t lens[MAX_MAPS];
+	int nmaps;
+	void *scratch;		/* 2 pages: read/write, then PROT_NONE */
+	unsigned char seed;
+};
+
+static unsigned char pat(unsigned char seed, size_t i)
+{
+	return (unsigned char)(i * 131 + seed + (i >> 12));
+}
+
+static void fill(unsigned char *p, size_t n, unsigned char seed, size_t from)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = pat(seed, from + i);
+}
+
+static void keep_map(struct fx *f, void *p, size_t len)
+{
+	if (p == MAP_FAILED || f->nmaps == MAX_MAPS)
+		return;
+	f->maps[f->nmaps] = p;
+	f->lens[f->nmaps++] = len;
+}
+
+static long do_map(struct fx *f, size_t len, int prot, int flags, off_t off)
+{
+	void *p = mmap(NULL, len, prot, flags, f->fd, off);
+
+	if (p == MAP_FAILED)
+		return -1;
+	keep_map(f, p, len);
+	return 0;
+}
+
+/* A successful mapping must show the model's bytes at its offset. */
+static long map_and_compare(struct fx *f, size_t len, off_t off)
+{
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+				f->fd, off);
+	size_t n = (len + ps - 1) / ps * ps;
+
+	if (p == MAP_FAILED)
+		return -1;
+	keep_map(f, p, len);
+	if (memcmp(p, f->model + off, n))
+		return -2;
+	/* And a store through it reaches the buffer. */
+	p[n - 1] ^= 0x5a;
+	f->model[off + n - 1] ^= 0x5a;
+	return 0;
+}
+
+/* --- mmap ------------------------------------------------------------ */
+static long mmap_len0(struct fx *f) { return do_map(f, 0, PROT_READ, MAP_SHARED, 0); }
+static long mmap_len1(struct fx *f) { return map_and_compare(f, 1, 0); }
+static long mmap_len_unaligned(struct fx *f) { return map_and_compare(f, size - ps + 7, 0); }
+static long mmap_whole(struct fx *f) { return map_and_compare(f, size, 0); }
+static long mmap_last_page(struct fx *f) { return map_and_compare(f, ps, size - ps); }
+static long mmap_one_byte_past(struct fx *f) { return do_map(f, size + 1, PROT_READ, MAP_SHARED, 0); }
+static long mmap_one_page_past(struct fx *f) { return do_map(f, size + ps, PROT_READ, MAP_SHARED, 0); }
+static long mmap_off_end(struct fx *f) { return do_map(f, ps, PROT_READ, MAP_SHARED, size); }
+static long mmap_off_shifted(struct fx *f) { return do_map(f, size, PROT_READ, MAP_SHARED, ps); }
+static long mmap_off_unaligned(struct fx *f) { return do_map(f, ps, PROT_READ, MAP_SHARED, 1); }
+static long mmap_off_huge(struct fx *f) { return do_map(f, ps, PROT_READ, MAP_SHARED, (off_t)1 << 40); }
+static long mmap_off_max(struct fx *f)
+{
+	return do_map(f, 2 * ps, PROT_READ, MAP_SHARED, (off_t)(LLONG_MAX & ~(long long)(ps - 1)));
+}
+static long mmap_off_negative(struct fx *f) { return do_map(f, 2 * ps, PROT_READ, MAP_SHARED, -(off_t)ps); }
+static long mmap_len_1g(struct fx *f) { return do_map(f, (size_t)1 << 30, PROT_READ, MAP_SHARED, 0); }
+static long mmap_len_huge(struct fx *f) { return do_map(f, (size_t)1 << 47, PROT_READ, MAP_SHARED, 0); }
+static long mmap_len_overflow(struct fx *f) { return do_map(f, SIZE_MAX - ps + 2, PROT_READ, MAP_SHARED, 0); }
+static long mmap_private(struct fx *f) { return do_map(f, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0); }
+static long mmap_private_ro(struct fx *f) { return do_map(f, ps, PROT_READ, MAP_PRIVATE, 0); }
+static long mmap_exec(struct fx *f) { return do_map(f, ps, PROT_READ | PROT_EXEC, MAP_SHARED, 0); }
+static long mmap_exec_only(struct fx *f) { return do_map(f, ps, PROT_EXEC, MAP_SHARED, 0); }
+static long mmap_prot_none(struct fx *f) { return do_map(f, size, PROT_NONE, MAP_SHARED, 0); }
+static long mmap_validate_unknown(struct fx *f)
+{
+	return do_map(f, ps, PROT_READ, MAP_SHARED_VALIDATE | 0x200000, 0);
+}
+static long mmap_validate_sync(struct fx *f)
+{
+	return do_map(f, ps, PROT_READ, MAP_SHARED_VALIDATE | MAP_SYNC, 0);
+}
+static long mmap_validate_ok(struct fx *f)
+{
+	return do_map(f, ps, PROT_READ, MAP_SHARED_VALIDATE, 0);
+}
+
+/* MAP_FIXED over an anonymous mapping replaces it with the buffer. */
+static long mmap_fixed_over_anon(struct fx *f)
+{
+	unsigned char *a, *p;
+
+	a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return -2;
+	memset(a, 0xee, size);
+	p = mmap(a, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, f->fd, 0);
+	if (p == MAP_FAILED) {
+		munmap(a, size);
+		return -1;
+	}
+	keep_map(f, p, size);
+	return p == a && !memcmp(p, f->model, size) ? 0 : -2;
+}
+
+/* ... and over another mapping of the same buffer, at another offset. */
+static long mmap_fixed_over_self(struct fx *f)
+{
+	unsigned char *a, *p;
+
+	a = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	if (a == MAP_FAILED)
+		return -2;
+	keep_map(f, a, 2 * ps);
+	p = mmap(a, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, f->fd, 2 * ps);
+	if (p == MAP_FAILED)
+		return -1;
+	return p == a && !memcmp(p, f->model + 2 * ps, 2 * ps) ? 0 : -2;
+}
+
+static long mmap_fixed_noreplace(struct fx *f)
+{
+	void *a = mmap(NULL, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p;
+
+	if (a == MAP_FAILED)
+		return -2;
+	keep_map(f, a, ps);
+	p = mmap(a, ps, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, f->fd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	keep_map(f, p, ps);
+	return 0;
+}
+
+static long mmap_fixed_unaligned(struct fx *f)
+{
+	void *a = mmap(NULL, 2 * ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p;
+
+	if (a == MAP_FAILED)
+		return -2;
+	keep_map(f, a, 2 * ps);
+	p = mmap((char *)a + 1, ps, PROT_READ, MAP_SHARED | MAP_FIXED, f->fd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	return 0;
+}
+
+static long mprotect_exec(struct fx *f)
+{
+	void *p = mmap(NULL, ps, PROT_READ, MAP_SHARED, f->fd, 0);
+
+	if (p == MAP_FAILED)
+		return -2;
+	keep_map(f, p, ps);
+	return mprotect(p, ps, PROT_READ | PROT_EXEC);
+}
+
+static long mremap_grow(struct fx *f)
+{
+	void *p = mmap(NULL, ps, PROT_READ, MAP_SHARED, f->fd, 0), *q;
+
+	if (p == MAP_FAILED)
+		return -2;
+	q = mremap(p, ps, 2 * ps, MREMAP_MAYMOVE);
+	keep_map(f, q == MAP_FAILED ? p : q, q == MAP_FAILED ? ps : 2 * ps);
+	return q == MAP_FAILED ? -1 : 0;
+}
+
+static long mremap_shrink_then_resize(struct fx *f)
+{
+	void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0), *q;
+	uint64_t sz = size;
+
+	if (p == MAP_FAILED)
+		return -2;
+	q = mremap(p, size, ps, 0);
+	if (q == MAP_FAILED) {
+		keep_map(f, p, size);
+		return -2;
+	}
+	keep_map(f, q, ps);
+	/* Still mapped: the resize must be refused. */
+	return ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz);
+}
+
+/*
+ * Another open file of the device, with other access modes: it has a buffer
+ * of its own, so the fixture's buffer must come out untouched.
+ */
+static long on_other_file(int flags, int prot, int op)
+{
+	int fd = open(dev, flags), err;
+	char c = 1;
+	long r;
+	void *p;
+
+	if (fd < 0)
+		return -2;
+	switch (op) {
+	case 0:
+		p = mmap(NULL, ps, prot, MAP_SHARED, fd, 0);
+		r = p == MAP_FAILED ? -1 : 0;
+		err = errno;
+		if (!r)
+			munmap(p, ps);
+		break;
+	case 1:
+		r = read(fd, &c, 1);
+		err = errno;
+		break;
+	default:
+		r = write(fd, &c, 1);
+		err = errno;
+		break;
+	}
+	close(fd);
+	errno = err;
+	return r;
+}
+
+static long mmap_wronly(struct fx *f) { (void)f; return on_other_file(O_WRONLY, PROT_WRITE, 0); }
+static long mmap_rdonly_write(struct fx *f) { (void)f; return on_other_file(O_RDONLY, PROT_READ | PROT_WRITE, 0); }
+static long mmap_rdonly_read(struct fx *f) { (void)f; return on_other_file(O_RDONLY, PROT_READ, 0); }
+static long read_wronly(struct fx *f) { (void)f; return on_other_file(O_WRONLY, 0, 1); }
+static long write_rdonly(struct fx *f) { (void)f; return on_other_file(O_RDONLY, 0, 2); }
+
+/* --- ioctl ----------------------------------------------------------- */
+static void *ro_page(struct fx *f)
+{
+	uint64_t *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	keep_map(f, p, ps);
+	*p = size;
+	mprotect(p, ps, PROT_READ);
+	return p;
+}
+
+static long set_size(struct fx *f, uint64_t sz)
+{
+	return ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz);
+}
+
+static long ioc_unknown_nr(struct fx *f) { return ioctl(f->fd, _IO(MMAP_BUF_IOC_MAGIC, 0x02), 0); }
+static long ioc_unknown_type(struct fx *f)
+{
+	uint64_t v;
+
+	return ioctl(f->fd, _IOR('x', 0x00, uint64_t), &v);
+}
+static long ioc_wrong_dir(struct fx *f)
+{
+	uint64_t v = size;
+
+	return ioctl(f->fd, _IOW(MMAP_BUF_IOC_MAGIC, 0x00, uint64_t), &v);
+}
+static long ioc_wrong_size(struct fx *f)
+{
+	uint32_t v;
+
+	return ioctl(f->fd, _IOR(MMAP_BUF_IOC_MAGIC, 0x00, uint32_t), &v);
+}
+static long ioc_zero(struct fx *f) { return ioctl(f->fd, 0, 0); }
+static long ioc_fionread(struct fx *f)
+{
+	int v;
+
+	return ioctl(f->fd, FIONREAD, &v);
+}
+static long get_null(struct fx *f) { return ioctl(f->fd, MMAP_BUF_GET_SIZE, NULL); }
+static long get_unmapped(struct fx *f)
+{
+	return ioctl(f->fd, MMAP_BUF_GET_SIZE, (char *)f->scratch + ps);
+}
+static long get_ro(struct fx *f)
+{
+	void *p = ro_page(f);
+
+	return p ? ioctl(f->fd, MMAP_BUF_GET_SIZE, p) : -2;
+}
+static long get_kernel_addr(struct fx *f)
+{
+	return ioctl(f->fd, MMAP_BUF_GET_SIZE, (void *)0xffff888000000000UL);
+}
+static long get_unaligned(struct fx *f)
+{
+	uint64_t v;
+	unsigned char *p = f->scratch;
+
+	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, p + 3))
+		return -1;
+	memcpy(&v, p + 3, sizeof(v));
+	return v == f->size ? 0 : -2;
+}
+static long get_while_mapped(struct fx *f)
+{
+	uint64_t v = 0;
+
+	if (do_map(f, size, PROT_READ, MAP_SHARED, 0))
+		return -2;
+	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, &v))
+		return -1;
+	return v == f->size ? 0 : -2;
+}
+static long set_null(struct fx *f) { return ioctl(f->fd, MMAP_BUF_SET_SIZE, NULL); }
+static long set_unmapped(struct fx *f)
+{
+	return ioctl(f->fd, MMAP_BUF_SET_SIZE, (char *)f->scratch + ps);
+}
+static long set_kernel_addr(struct fx *f)
+{
+	return ioctl(f->fd, MMAP_BUF_SET_SIZE, (void *)0xffff888000000000UL);
+}
+static long set_ro_same(struct fx *f)
+{
+	void *p = ro_page(f);
+
+	return p ? ioctl(f->fd, MMAP_BUF_SET_SIZE, p) : -2;
+}
+static long set_zero(struct fx *f) { return set_size(f, 0); }
+static long set_cap_plus_1(struct fx *f) { return set_size(f, max_size + 1); }
+static long set_cap_plus_page(struct fx *f) { return set_size(f, max_size + ps); }
+static long set_u64_max(struct fx *f) { return set_size(f, UINT64_MAX); }
+static long set_u64_max_aligned(struct fx *f) { return set_size(f, UINT64_MAX - ps + 2); }
+static long set_bit63(struct fx *f) { return set_size(f, 1ULL << 63); }
+static long set_bit32(struct fx *f) { return set_size(f, (1ULL << 32) + max_size); }
+static long set_same(struct fx *f) { return set_size(f, size); }
+
+/* Shrinks keep the start; growing back adds zeroes, never old bytes. */
+static long set_one(struct fx *f)
+{
+	long r = set_size(f, 1);
+
+	if (!r) {
+		memset(f->model + ps, 0, size - ps);
+		f->size = ps;
+	}
+	return r;
+}
+static long set_shrink_grow(struct fx *f)
+{
+	long r = set_size(f, ps);
+
+	if (!r)
+		r = set_size(f, size);
+	if (!r)
+		memset(f->model + ps, 0, size - ps);
+	return r;
+}
+static long set_cap(struct fx *f)
+{
+	long r = set_size(f, max_size);
+
+	if (!r) {
+		f->size = max_size;
+		/* Back to NPAGES pages for the content check. */
+		r = set_size(f, size);
+		f->size = size;
+	}
+	return r;
+}
+static long set_cap_minus_1(struct fx *f)
+{
+	long r = set_size(f, max_size - 1);
+	uint64_t v = 0;
+
+	if (r)
+		return r;
+	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, &v) || v != max_size)
+		return -2;
+	return set_size(f, size);
+}
+static long set_while_mapped(struct fx *f)
+{
+	if (do_map(f, ps, PROT_READ, MAP_SHARED, 3 * ps))
+		return -2;
+	return set_size(f, 2 * size);
+}
+static long set_same_while_mapped(struct fx *f)
+{
+	if (do_map(f, ps, PROT_READ, MAP_SHARED, 0))
+		return -2;
+	return set_size(f, size);
+}
+static long set_while_prot_none_mapped(struct fx *f)
+{
+	if (do_map(f, size, PROT_NONE, MAP_SHARED, 0))
+		return -2;
+	return set_size(f, ps);
+}
+static long set_rdonly_fd(struct fx *f)
+{
+	(void)f;
+	uint64_t sz = 2 * size;
+	int fd = open(dev, O_RDONLY);
+	long r;
+
+	if (fd < 0)
+		return -2;
+	r = ioctl(fd, MMAP_BUF_SET_SIZE, &sz);
+	if (!r && (ioctl(fd, MMAP_BUF_GET_SIZE, &sz) || sz != 2 * size))
+		r = -2;
+	close(fd);
+	return r;
+}
+
+/* --- read/write ------------------------------------------------------ */
+static long rd(struct fx *f, void *p, size_t n)
+{
+	/* Raw system calls: the point is to pass what libc would warn about. */
+	ssize_t r = syscall(SYS_read, f->fd, p, n);
+
+	if (r > 0)
+		f->pos += r;
+	return r;
+}
+
+static long wr(struct fx *f, const void *p, size_t n, const unsigned char *model_src)
+{
+	ssize_t r = syscall(SYS_write, f->fd, p, n);
+
+	if (r > 0) {
+		if (model_src)
+			memcpy(f->model + f->pos, model_src, r);
+		f->pos += r;
+	}
+	return r;
+}
+
+static long read_null(struct fx *f) { return rd(f, NULL, 1); }
+static long read_null_zero(struct fx *f) { return rd(f, NULL, 0); }
+static long read_unmapped(struct fx *f) { return rd(f, (char *)f->scratch + ps, ps); }
+static long read_kernel_addr(struct fx *f) { return rd(f, (void *)0xffff888000000000UL, 16); }
+static long read_ro(struct fx *f)
+{
+	void *p = ro_page(f);
+
+	return p ? rd(f, p, 16) : -2;
+}
+static long read_prot_none_mapping(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, ps, PROT_NONE, MAP_SHARED, f->fd, 0);
+
+	if (p == MAP_FAILED)
+		return -2;
+	keep_map(f, p, ps);
+	return rd(f, p, ps);
+}
+/* Into a read-only mapping of the buffer itself: nothing may change. */
+static long read_ro_self_mapping(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0);
+
+	if (p == MAP_FAILED)
+		return -2;
+	keep_map(f, p, size);
+	lseek(f->fd, ps, SEEK_SET);
+	f->pos = ps;
+	return rd(f, p, ps);
+}
+/* Into a writable mapping of the buffer: page 0 is copied to page 1. */
+static long read_into_self_mapping(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	long r;
+
+	if (p == MAP_FAILED)
+		return -2;
+	keep_map(f, p, size);
+	r = rd(f, p + ps, ps);
+	if (r == (long)ps)
+		memcpy(f->model + ps, f->model, ps);
+	return r;
+}
+/* A count beyond what the buffer holds returns what it holds. */
+static long read_huge_count(struct fx *f)
+{
+	unsigned char *p = malloc(size);
+	long r;
+
+	if (!p)
+		return -2;
+	r = rd(f, p, (size_t)1 << 40);
+	if (r > 0 && memcmp(p, f->model, r))
+		r = -2;
+	free(p);
+	return r;
+}
+static long read_size_max(struct fx *f)
+{
+	char c;
+
+	return rd(f, &c, SIZE_MAX);
+}
+static long read_ssize_max(struct fx *f)
+{
+	char c;
+
+	return rd(f, &c, (size_t)SSIZE_MAX + 1);
+}
+static long readv_second_unmapped(struct fx *f)
+{
+	unsigned char *p = f->scratch;
+	struct iovec iov[2] = {
+		{ .iov_base = p, .iov_len = 100 },
+		{ .iov_base = p + ps, .iov_len = 100 },
+	};
+	ssize_t r = readv(f->fd, iov, 2);
+
+	if (r > 0)
+		f->pos += r;
+	if (r > 0 && memcmp(p, f->model, r))
+		return -2;
+	return r;
+}
+static long pread_negative(struct fx *f)
+{
+	char c;
+
+	return pread(f->fd, &c, 1, -1);
+}
+static long pread_at_end(struct fx *f)
+{
+	char c;
+
+	return pread(f->fd, &c, 1, size);
+}
+static long pread_across_end(struct fx *f)
+{
+	unsigned char c[16];
+	long r = pread(f->fd, c, sizeof(c), size - 1);
+
+	return r == 1 && c[0] != f->model[size - 1] ? -2 : r;
+}
+static long pread_huge_pos(struct fx *f)
+{
+	char c;
+
+	return pread(f->fd, &c, 1, (off_t)1 << 62);
+}
+static long pread_pos_overflow(struct fx *f)
+{
+	char c[2];
+
+	return pread(f->fd, c, 2, LLONG_MAX);
+}
+
+static long write_null(struct fx *f) { return wr(f, NULL, 1, NULL); }
+static long write_null_zero(struct fx *f) { return wr(f, NULL, 0, NULL); }
+static long write_unmapped(struct fx *f) { return wr(f, (char *)f->scratch + ps, ps, NULL); }
+static long write_kernel_addr(struct fx *f) { return wr(f, (void *)0xffff888000000000UL, 16, NULL); }
+/* From a read-only mapping: reading it is all a write needs. */
+static long write_from_ro(struct fx *f)
+{
+	unsigned char *p = ro_page(f);
+
+	if (!p)
+		return -2;
+	return wr(f, p, ps, p);
+}
+static long write_partly_unmapped(struct fx *f)
+{
+	unsigned char *p = f->scratch;
+
+	fill(p, ps, 77, 0);
+	/* The last 100 bytes of the readable page, then the unmapped one. */
+	return wr(f, p + ps - 100, 200, p + ps - 100);
+}
+static long write_huge_count(struct fx *f)
+{
+	unsigned char *p = malloc(size);
+	long r;
+
+	if (!p)
+		return -2;
+	fill(p, size, 99, 0);
+	r = wr(f, p, (size_t)1 << 40, p);
+	free(p);
+	return r;
+}
+static long write_size_max(struct fx *f)
+{
+	char c = 1;
+
+	return wr(f, &c, SIZE_MAX, NULL);
+}
+static long write_at_end(struct fx *f)
+{
+	char c = 1;
+
+	lseek(f->fd, size, SEEK_SET);
+	f->pos = size;
+	return wr(f, &c, 1, NULL);
+}
+static long write_across_end(struct fx *f)
+{
+	unsigned char c[16];
+
+	fill(c, sizeof(c), 55, 0);
+	lseek(f->fd, size - 3, SEEK_SET);
+	f->pos = size - 3;
+	return wr(f, c, sizeof(c), c);
+}
+static long pwrite_negative(struct fx *f)
+{
+	char c = 1;
+
+	return pwrite(f->fd, &c, 1, -1);
+}
+static long pwrite_huge_pos(struct fx *f)
+{
+	char c = 1;
+
+	return pwrite(f->fd, &c, 1, (off_t)1 << 62);
+}
+static long pwrite_pos_overflow(struct fx *f)
+{
+	char c[2] = { 1, 2 };
+
+	return pwrite(f->fd, c, 2, LLONG_MAX);
+}
+/* From a mapping of the buffer itself: page 2 is copied onto page 0. */
+static long pwrite_from_self_mapping(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0);
+	long r;
+
+	if (p == MAP_FAILED)
+		return -2;
+	keep_map(f, p, size);
+	r = pwrite(f->fd, p + 2 * ps, ps, 0);
+	if (r == (long)ps)
+		memcpy(f->model, f->model + 2 * ps, ps);
+	return r;
+}
+
+/* --- lseek ----------------------------------------------------------- */
+static long seek(struct fx *f, off_t off, int whence)
+{
+	off_t r = lseek(f->fd, off, whence);
+
+	if (r >= 0)
+		f->pos = r;
+	return r;
+}
+
+static long seek_set_end(struct fx *f) { return seek(f, size, SEEK_SET); }
+static long seek_set_past(struct fx *f) { return seek(f, size + 1, SEEK_SET); }
+static long seek_set_neg(struct fx *f) { return seek(f, -1, SEEK_SET); }
+static long seek_set_max(struct fx *f) { return seek(f, LLONG_MAX, SEEK_SET); }
+static long seek_cur_back_past_0(struct fx *f)
+{
+	seek(f, ps, SEEK_SET);
+	return seek(f, -(off_t)ps - 1, SEEK_CUR);
+}
+static long seek_cur_overflow(struct fx *f)
+{
+	seek(f, ps, SEEK_SET);
+	return seek(f, LLONG_MAX, SEEK_CUR);
+}
+static long seek_cur_zero(struct fx *f)
+{
+	seek(f, 5, SEEK_SET);
+	return seek(f, 0, SEEK_CUR);
+}
+static long seek_end_0(struct fx *f) { return seek(f, 0, SEEK_END); }
+static long seek_end_back(struct fx *f) { return seek(f, -(off_t)ps, SEEK_END); }
+static long seek_end_past(struct fx *f) { return seek(f, 1, SEEK_END); }
+static long seek_end_before_0(struct fx *f) { return seek(f, -(off_t)size - 1, SEEK_END); }
+static long seek_data(struct fx *f) { return seek(f, 10, SEEK_DATA); }
+static long seek_data_end(struct fx *f) { return seek(f, size, SEEK_DATA); }
+static long seek_hole(struct fx *f) { return seek(f, 10, SEEK_HOLE); }
+static long seek_hole_end(struct fx *f) { return seek(f, size, SEEK_HOLE); }
+static long seek_whence_5(struct fx *f) { return seek(f, 0, 5); }
+static long seek_whence_neg(struct fx *f) { return seek(f, 0, -1); }
+static long seek_whence_big(struct fx *f) { return seek(f, 0, 0x10000); }
+
+/* --- module parameters (sysfs) -------------------------------------- */
+#define PARAMS	"/sys/module/mmap_buf/parameters/"
+
+static long param_write(const char *name, const char *val)
+{
+	char path[128];
+	int fd, err;
+	ssize_t r;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	r = write(fd, val, strlen(val));
+	err = errno;
+	close(fd);
+	errno = err;
+	return r < 0 ? -1 : 0;
+}
+
+static long param_read(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* Set fault_around_pages to @val; on success it must read back as @want. */
+static long fault_around(const char *val, long want)
+{
+	long old = param_read("fault_around_pages"), r, now;
+	char buf[32];
+
+	if (old < 1)
+		return -2;
+	r = param_write("fault_around_pages", val);
+	if (r)
+		return r;
+	now = param_read("fault_around_pages");
+	snprintf(buf, sizeof(buf), "%ld", old);
+	param_write("fault_around_pages", buf);
+	return now == want ? 0 : -2;
+}
+
+static long fa_0(struct fx *f) { (void)f; return fault_around("0", 0); }
+static long fa_3(struct fx *f) { (void)f; return fault_around("3", 3); }
+static long fa_1024(struct fx *f) { (void)f; return fault_around("1024", 1024); }
+static long fa_neg(struct fx *f) { (void)f; return fault_around("-1", -1); }
+static long fa_text(struct fx *f) { (void)f; return fault_around("sixteen", 16); }
+static long fa_u32_overflow(struct fx *f) { (void)f; return fault_around("4294967312", 16); }
+static long fa_1(struct fx *f) { (void)f; return fault_around("1", 1); }
+static long fa_512(struct fx *f) { (void)f; return fault_around("512", 512); }
+static long fa_hex(struct fx *f) { (void)f; return fault_around("0x20\n", 32); }
+/* And a mapping faults correctly with the smallest and largest blocks. */
+static long fa_map(struct fx *f, const char *val)
+{
+	long old = param_read("fault_around_pages"), r;
+	char buf[32];
+
+	if (old < 1 || param_write("fault_around_pages", val))
+		return -2;
+	r = map_and_compare(f, size, 0);
+	snprintf(buf, sizeof(buf), "%ld", old);
+	param_write("fault_around_pages", buf);
+	return r;
+}
+static long fa_map_1(struct fx *f) { return fa_map(f, "1"); }
+static long fa_map_512(struct fx *f) { return fa_map(f, "512"); }
+static long max_size_write(struct fx *f) { (void)f; return param_write("max_size", "4096"); }
+static long default_size_write(struct fx *f) { (void)f; return param_write("default_size", "4096"); }
+
+/* --- the table ------------------------------------------------------- */
+
+enum { EXACT, SHORT };	/* SHORT: 0 < result <= ret, the model says which bytes */
+
+struct bad_case {
+	const char *name;
+	long (*run)(struct fx *f);
+	long ret;		/* -1 for an error; SIZE/PS_* are resolved below */
+	int err;
+	int kind;
+};
+
+/* Results that depend on the page size. */
+#define R_PS		(-100)
+#define R_SIZE		(-101)
+#define R_SIZE_M_PS	(-102)
+
+/* Succeeds and returns @r; fails with @e; returns 1..@r bytes. */
+#define RET(name, fn, r)	{ name, fn, r, 0, EXACT }
+#define ERR(name, fn, e)	{ name, fn, -1, e, EXACT }
+#define SHORT(name, fn, r)	{ name, fn, r, 0, SHORT }
+
+static const struct bad_case cases[] = {
+	ERR("mmap: length 0", mmap_len0, EINVAL),
+	RET("mmap: length 1 maps the first page", mmap_len1, 0),
+	RET("mmap: unaligned length rounds up", mmap_len_unaligned, 0),
+	RET("mmap: the whole buffer", mmap_whole, 0),
+	RET("mmap: the last page", mmap_last_page, 0),
+	ERR("mmap: length one byte past the end", mmap_one_byte_past, EINVAL),
+	ERR("mmap: length one page past the end", mmap_one_page_past, EINVAL),
+	ERR("mmap: offset at the end", mmap_off_end, EINVAL),
+	ERR("mmap: whole length from offset one page", mmap_off_shifted, EINVAL),
+	ERR("mmap: unaligned offset", mmap_off_unaligned, EINVAL),
+	ERR("mmap: offset 1 TiB", mmap_off_huge, EINVAL),
+	ERR("mmap: offset LLONG_MAX rounded down", mmap_off_max, EINVAL),
+	ERR("mmap: offset -PAGE_SIZE (overflows)", mmap_off_negative, EOVERFLOW),
+	ERR("mmap: length 1 GiB", mmap_len_1g, EINVAL),
+	ERR("mmap: length 128 TiB (above TASK_SIZE)", mmap_len_huge, ENOMEM),
+	ERR("mmap: length near SIZE_MAX", mmap_len_overflow, ENOMEM),
+	ERR("mmap: MAP_PRIVATE read-write", mmap_private, EINVAL),
+	ERR("mmap: MAP_PRIVATE read-only", mmap_private_ro, EINVAL),
+	ERR("mmap: PROT_EXEC", mmap_exec, EPERM),
+	ERR("mmap: PROT_EXEC alone", mmap_exec_only, EPERM),
+	RET("mmap: PROT_NONE", mmap_prot_none, 0),
+	ERR("mmap: MAP_SHARED_VALIDATE with an unknown flag", mmap_validate_unknown, EOPNOTSUPP),
+	ERR("mmap: MAP_SHARED_VALIDATE with MAP_SYNC", mmap_validate_sync, EOPNOTSUPP),
+	RET("mmap: MAP_SHARED_VALIDATE", mmap_validate_ok, 0),
+	RET("mmap: MAP_FIXED over anonymous memory", mmap_fixed_over_anon, 0),
+	RET("mmap: MAP_FIXED over a mapping of the buffer", mmap_fixed_over_self, 0),
+	ERR("mmap: MAP_FIXED_NOREPLACE over a mapping", mmap_fixed_noreplace, EEXIST),
+	ERR("mmap: MAP_FIXED at an unaligned address", mmap_fixed_unaligned, EINVAL),
+	ERR("mmap: PROT_WRITE on an O_WRONLY file", mmap_wronly, EACCES),
+	ERR("mmap: PROT_WRITE on an O_RDONLY file", mmap_rdonly_write, EACCES),
+	RET("mmap: PROT_READ on an O_RDONLY file", mmap_rdonly_read, 0),
+	ERR("mprotect: add PROT_EXEC", mprotect_exec, EACCES),
+	ERR("mremap: grow", mremap_grow, EFAULT),
+	ERR("mremap: shrink, then resize while still mapped", mremap_shrink_then_resize, EBUSY),
+
+	ERR("ioctl: unknown number", ioc_unknown_nr, ENOTTY),
+	ERR("ioctl: unknown type", ioc_unknown_type, ENOTTY),
+	ERR("ioctl: GET_SIZE's number with _IOW", ioc_wrong_dir, ENOTTY),
+	ERR("ioctl: GET_SIZE's number with a 4-byte size", ioc_wrong_size, ENOTTY),
+	ERR("ioctl: command 0", ioc_zero, ENOTTY),
+	ERR("ioctl: FIONREAD", ioc_fionread, ENOTTY),
+	ERR("GET_SIZE: NULL", get_null, EFAULT),
+	ERR("GET_SIZE: unmapped address", get_unmapped, EFAULT),
+	ERR("GET_SIZE: read-only page", get_ro, EFAULT),
+	ERR("GET_SIZE: kernel address", get_kernel_addr, EFAULT),
+	RET("GET_SIZE: unaligned address", get_unaligned, 0),
+	RET("GET_SIZE: while mapped", get_while_mapped, 0),
+	ERR("SET_SIZE: NULL", set_null, EFAULT),
+	ERR("SET_SIZE: unmapped address", set_unmapped, EFAULT),
+	ERR("SET_SIZE: kernel address", set_kernel_addr, EFAULT),
+	RET("SET_SIZE: from a read-only page", set_ro_same, 0),
+	ERR("SET_SIZE: 0", set_zero, EINVAL),
+	RET("SET_SIZE: 1 byte rounds up to a page", set_one, 0),
+	RET("SET_SIZE: shrink then grow reads zeroes", set_shrink_grow, 0),
+	RET("SET_SIZE: the same size", set_same, 0),
+	RET("SET_SIZE: max_size", set_cap, 0),
+	RET("SET_SIZE: max_size - 1 rounds up to max_size", set_cap_minus_1, 0),
+	ERR("SET_SIZE: max_size + 1", set_cap_plus_1, EINVAL),
+	ERR("SET_SIZE: max_size + PAGE_SIZE", set_cap_plus_page, EINVAL),
+	ERR("SET_SIZE: 2^32 + max_size", set_bit32, EINVAL),
+	ERR("SET_SIZE: 2^63", set_bit63, EINVAL),
+	ERR("SET_SIZE: U64_MAX", set_u64_max, EINVAL),
+	ERR("SET_SIZE: U64_MAX - PAGE_SIZE + 2 (wraps when aligned)", set_u64_max_aligned, EINVAL),
+	ERR("SET_SIZE: while mapped", set_while_mapped, EBUSY),
+	ERR("SET_SIZE: the same size while mapped", set_same_while_mapped, EBUSY),
+	ERR("SET_SIZE: while mapped PROT_NONE", set_while_prot_none_mapped, EBUSY),
+	RET("SET_SIZE: on an O_RDONLY file (its own buffer)", set_rdonly_fd, 0),
+
+	ERR("read: NULL", read_null, EFAULT),
+	RET("read: NULL, count 0", read_null_zero, 0),
+	ERR("read: unmapped destination", read_unmapped, EFAULT),
+	ERR("read: kernel address", read_kernel_addr, EFAULT),
+	ERR("read: read-only destination", read_ro, EFAULT),
+	ERR("read: PROT_NONE mapping of the buffer", read_prot_none_mapping, EFAULT),
+	ERR("read: read-only mapping of the buffer", read_ro_self_mapping, EFAULT),
+	RET("read: into a mapping of the buffer", read_into_self_mapping, R_PS),
+	RET("read: count 1 TiB returns the buffer", read_huge_count, R_SIZE),
+	ERR("read: count SIZE_MAX", read_size_max, EFAULT),
+	ERR("read: count SSIZE_MAX + 1", read_ssize_max, EFAULT),
+	ERR("read: O_WRONLY file", read_wronly, EBADF),
+	RET("readv: second iovec unmapped is short", readv_second_unmapped, 100),
+	ERR("pread: negative position", pread_negative, EINVAL),
+	RET("pread: at the end", pread_at_end, 0),
+	RET("pread: across the end is short", pread_across_end, 1),
+	RET("pread: position 2^62", pread_huge_pos, 0),
+	ERR("pread: position + count overflows", pread_pos_overflow, EINVAL),
+	ERR("write: NULL", write_null, EFAULT),
+	RET("write: NULL, count 0", write_null_zero, 0),
+	ERR("write: unmapped source", write_unmapped, EFAULT),
+	ERR("write: kernel address", write_kernel_addr, EFAULT),
+	RET("write: from a read-only page", write_from_ro, R_PS),
+	SHORT("write: source runs into an unmapped page", write_partly_unmapped, 100),
+	RET("write: count 1 TiB writes the buffer", write_huge_count, R_SIZE),
+	ERR("write: count SIZE_MAX", write_size_max, EFAULT),
+	ERR("write: at the end", write_at_end, ENOSPC),
+	RET("write: across the end is short", write_across_end, 3),
+	ERR("write: O_RDONLY file", write_rdonly, EBADF),
+	ERR("pwrite: negative position", pwrite_negative, EINVAL),
+	ERR("pwrite: position 2^62", pwrite_huge_pos, ENOSPC),
+	ERR("pwrite: position + count overflows", pwrite_pos_overflow, EINVAL),
+	RET("pwrite: from a mapping of the buffer", pwrite_from_self_mapping, R_PS),
+
+	RET("lseek: SEEK_SET to the end", seek_set_end, R_SIZE),
+	ERR("lseek: SEEK_SET past the end", seek_set_past, EINVAL),
+	ERR("lseek: SEEK_SET -1", seek_set_neg, EINVAL),
+	ERR("lseek: SEEK_SET LLONG_MAX", seek_set_max, EINVAL),
+	ERR("lseek: SEEK_CUR before 0", seek_cur_back_past_0, EINVAL),
+	ERR("lseek: SEEK_CUR overflowing", seek_cur_overflow, EINVAL),
+	RET("lseek: SEEK_CUR 0", seek_cur_zero, 5),
+	RET("lseek: SEEK_END 0", seek_end_0, R_SIZE),
+	RET("lseek: SEEK_END back a page", seek_end_back, R_SIZE_M_PS),
+	ERR("lseek: SEEK_END + 1", seek_end_past, EINVAL),
+	ERR("lseek: SEEK_END before 0", seek_end_before_0, EINVAL),
+	ERR("lseek: SEEK_DATA", seek_data, EINVAL),
+	ERR("lseek: SEEK_DATA at the end", seek_data_end, EINVAL),
+	ERR("lseek: SEEK_HOLE", seek_hole, EINVAL),
+	ERR("lseek: SEEK_HOLE at the end", seek_hole_end, EINVAL),
+	ERR("lseek: whence 5", seek_whence_5, EINVAL),
+	ERR("lseek: whence -1", seek_whence_neg, EINVAL),
+	ERR("lseek: whence 0x10000", seek_whence_big, EINVAL),
+
+	ERR("fault_around_pages: 0", fa_0, EINVAL),
+	ERR("fault_around_pages: 3 (not a power of 2)", fa_3, EINVAL),
+	ERR("fault_around_pages: 1024 (more than a page table)", fa_1024, EINVAL),
+	ERR("fault_around_pages: -1", fa_neg, EINVAL),
+	ERR("fault_around_pages: not a number", fa_text, EINVAL),
+	ERR("fault_around_pages: 2^32 + 16", fa_u32_overflow, ERANGE),
+	RET("fault_around_pages: 1", fa_1, 0),
+	RET("fault_around_pages: 512", fa_512, 0),
+	RET("fault_around_pages: 0x20 and a newline", fa_hex, 0),
+	RET("fault_around_pages 1: a mapping shows the buffer", fa_map_1, 0),
+	RET("fault_around_pages 512: a mapping shows the buffer", fa_map_512, 0),
+	ERR("max_size: read-only once loaded", max_size_write, EACCES),
+	ERR("default_size: read-only once loaded", default_size_write, EACCES),
+};
+
+static long resolve(long ret)
+{
+	switch (ret) {
+	case R_PS: return ps;
+	case R_SIZE: return size;
+	case R_SIZE_M_PS: return size - ps;
+	}
+	return ret;
+}
+
+static int nonzero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 1;
+	return 0;
+}
+
+/* Everything a case must leave as the model says; "" if it did. */
+static const char *verify(struct fx *f, char *why, size_t len)
+{
+	uint64_t sz = 0, grown;
+	unsigned char *p;
+	size_t i;
+	off_t pos;
+
+	for (i = 0; i < (size_t)f->nmaps; i++)
+		munmap(f->maps[i], f->lens[i]);
+	f->nmaps = 0;
+
+	pos = lseek(f->fd, 0, SEEK_CUR);
+	if (pos != f->pos) {
+		snprintf(why, len, "position %lld, expected %lld", (long long)pos, (long long)f->pos);
+		return why;
+	}
+	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, &sz) || sz != f->size) {
+		snprintf(why, len, "size %llu, expected %llu", (unsigned long long)sz,
+			 (unsigned long long)f->size);
+		return why;
+	}
+	p = malloc(sz + ps);
+	if (!p)
+		return "out of memory";
+	if (pread(f->fd, p, sz, 0) != (ssize_t)sz) {
+		snprintf(why, len, "pread of the whole buffer: %s", strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < sz && i < size; i++)
+		if (p[i] != f->model[i])
+			break;
+	if (i < sz && i < size) {
+		snprintf(why, len, "byte %zu is %#x, expected %#x", i, p[i], f->model[i]);
+		goto out;
+	}
+	/* No mapping is left: a resize must go through, and add zeroes. */
+	grown = sz + ps;
+	if (ioctl(f->fd, MMAP_BUF_SET_SIZE, &grown)) {
+		snprintf(why, len, "resize once unmapped: %s", strerror(errno));
+		goto out;
+	}
+	memset(p, 0xff, ps);
+	if (pread(f->fd, p, ps, sz) != (ssize_t)ps || nonzero(p, ps)) {
+		snprintf(why, len, "the grown page is not zeroed");
+		goto out;
+	}
+	why = NULL;
+out:
+	free(p);
+	return why ? why : "";
+}
+
+static int setup(struct fx *f, unsigned char seed)
+{
+	uint64_t sz = size;
+
+	memset(f, 0, sizeof(*f));
+	f->fd = open(dev, O_RDWR);
+	if (f->fd < 0)
+		return -1;
+	if (ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz))
+		return -1;
+	f->model = malloc(size);
+	if (!f->model)
+		return -1;
+	fill(f->model, size, seed, 0);
+	if (pwrite(f->fd, f->model, size, 0) != (ssize_t)size)
+		return -1;
+	f->size = size;
+	f->seed = seed;
+	/* Page 0 readable and writable, page 1 unmapped. */
+	f->scratch = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (f->scratch == MAP_FAILED)
+		return -1;
+	munmap((char *)f->scratch + ps, ps);
+	return 0;
+}
+
+static void teardown(struct fx *f)
+{
+	munmap(f->scratch, ps);
+	free(f->model);
+	close(f->fd);
+}
+
+int main(int argc, char **argv)
+{
+	size_t n = sizeof(cases) / sizeof(cases[0]), i, failed = 0;
+	FILE *pf;
+
+	if (argc > 1)
+		dev = argv[1];
+	ps = sysconf(_SC_PAGESIZE);
+	size = NPAGES * ps;
+	pf = fopen("/sys/module/mmap_buf/parameters/max_size", "r");
+	if (!pf || fscanf(pf, "%" SCNu64, &max_size) != 1) {
+		printf("1..0 # SKIP mmap_buf's max_size parameter is not readable\n");
+		return 4;
+	}
+	fclose(pf);
+	max_size &= ~(uint64_t)(ps - 1);
+
+	printf("1..%zu\n", n);
+	for (i = 0; i < n; i++) {
+		const struct bad_case *c = &cases[i];
+		long want = resolve(c->ret), got;
+		char why[200] = "";
+		const char *bad = why;
+		struct fx f;
+		int err;
+
+		if (setup(&f, (unsigned char)(i * 7 + 1))) {
+			printf("not ok %zu - %s # setup: %s\n", i + 1, c->name, strerror(errno));
+			failed++;
+			continue;
+		}
+		f.pos = 0;
+		errno = 0;
+		got = c->run(&f);
+		err = errno;
+		if (got == -2)
+			snprintf(why, sizeof(why), "the case's own check failed (errno %s)",
+				 strerrorname_np(err) ?: "0");
+		else if (c->kind == SHORT ? !(got > 0 && got <= want) : got != want)
+			snprintf(why, sizeof(why), "returned %ld (%s), expected %s%ld %s",
+				 got, got < 0 ? strerrorname_np(err) : "",
+				 c->kind == SHORT ? "1.." : "", want,
+				 want == -1 ? strerrorname_np(c->err) : "");
+		else if (want == -1 && err != c->err)
+			snprintf(why, sizeof(why), "errno %s, expected %s",
+				 strerrorname_np(err), strerrorname_np(c->err));
+		else
+			bad = verify(&f, why, sizeof(why));
+		teardown(&f);
+		if (*bad) {
+			printf("not ok %zu - %s # %s\n", i + 1, c->name, bad);
+			failed++;
+		} else {
+			printf("ok %zu - %s\n", i + 1, c->name);
+		}
+	}
+	printf("# %zu cases, %zu failed\n", n, failed);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,872 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Benchmark of /dev/mmap_buf against memfd and anonymous memory, run in the
+ * guest by scripts/bench. Writes one CSV row per measurement; scripts/bench
+ * turns the rows into tables of ratios and a plot. Progress goes to stderr.
+ *
+ * Under QEMU/TCG absolute times are distorted and drift, so within each
+ * repeat every variant of a benchmark is measured once, side by side, in an
+ * order that rotates from repeat to repeat: compare variants by their ratio
+ * within one repeat, not by absolute numbers.
+ *
+ * Benchmarks (column "benchmark"):
+ *   touch_read, touch_write  first touch of every page of a mapping, one
+ *                    load or one store per page; only the touch is timed,
+ *                    and for the +populate variants mmap(MAP_POPULATE) too
+ *   map_unmap        mmap() + munmap(), no touch (+populate: populated)
+ *   map_touch_unmap  mmap() + one store per page + munmap()
+ *   read_bw, write_bw  pread()/pwrite() of the driver (its ->read_iter and
+ *                    ->write_iter, as for read()/write()) and of a memfd
+ *                    whose pages exist, and memcpy() in user space
+ *   fault_threads    one store per page of one mapping, by one thread or by
+ *                    two threads on disjoint halves (wall time); variant
+ *                    cpu_loop: a loop of arithmetic per page and no memory
+ *                    access, for how well two vCPUs run in parallel at all
+ *
+ * Variants of the page benchmarks:
+ *   mmap_buf       /dev/mmap_buf resized with MMAP_BUF_SET_SIZE: its pages
+ *                  exist from the resize on, a fault only maps one
+ *   memfd_filled   memfd, ftruncate() and pwrite() of zeroes to every page
+ *                  before mmap(): the pages are in its page cache
+ *   memfd_fresh    memfd, ftruncate() only: a fault allocates the page
+ *   anon_private   MAP_PRIVATE | MAP_ANONYMOUS: a read fault maps the
+ *                  shared zero page, a write fault allocates a page
+ * and each of them with +populate (MAP_POPULATE).
+ *
+ * Mappings smaller than MIN_PAGES pages are measured in batches of several
+ * objects of that size, each set up and mapped before the clock starts, so
+ * that a measurement covers at least MIN_PAGES pages.
+ *
+ * Every measurement checks something cheap: loads see zeroes, stores are
+ * seen through the file (pread()) or the mapping, transfers move the bytes
+ * expected. A failed check ends the program with status 1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <misc/mmap_buf.h>
+
+#define KIB		1024ULL
+#define MIB		(1024 * KIB)
+#define GIB		(1024 * MIB)
+#define MIN_PAGES	256		/* pages per measurement, at least */
+#define BW_MIN_BYTES	(8 * MIB)	/* bytes per bandwidth measurement */
+
+enum kind { K_MMAP_BUF, K_MEMFD_FILLED, K_MEMFD_FRESH, K_ANON, NR_KINDS };
+
+static const char * const kind_name[NR_KINDS] = {
+	[K_MMAP_BUF]	 = "mmap_buf",
+	[K_MEMFD_FILLED] = "memfd_filled",
+	[K_MEMFD_FRESH]	 = "memfd_fresh",
+	[K_ANON]	 = "anon_private",
+};
+
+struct variant {
+	const char *name;
+	enum kind kind;
+	bool populate;
+	/* mmap_buf's fault_around_pages for this variant; 0: as loaded. */
+	unsigned int fault_around;
+};
+
+static const struct variant variants[] = {
+	{ "mmap_buf",			K_MMAP_BUF,	false,	0 },
+	/* One page per fault: the demand faulting that fault-around saves. */
+	{ "mmap_buf_1pg",		K_MMAP_BUF,	false,	1 },
+	{ "memfd_filled",		K_MEMFD_FILLED,	false,	0 },
+	{ "memfd_fresh",		K_MEMFD_FRESH,	false,	0 },
+	{ "anon_private",		K_ANON,		false,	0 },
+	{ "mmap_buf+populate",		K_MMAP_BUF,	true,	0 },
+	{ "memfd_filled+populate",	K_MEMFD_FILLED,	true,	0 },
+	{ "memfd_fresh+populate",	K_MEMFD_FRESH,	true,	0 },
+	{ "anon_private+populate",	K_ANON,		true,	0 },
+};
+
+#define NR_VARIANTS	(sizeof(variants) / sizeof(variants[0]))
+
+struct obj {
+	int fd;			/* -1 for anonymous memory */
+	unsigned char *p;	/* the mapping, or NULL */
+	size_t size;
+	enum kind kind;
+};
+
+static const char *dev_path = "/dev/mmap_buf";
+static const char *fa_path = "/sys/module/mmap_buf/parameters/fault_around_pages";
+static unsigned int fa_default;	/* 0: the driver has no such parameter */
+static FILE *csv;
+static size_t page_size;
+static uint64_t start_ns;
+static unsigned int tag_seq;
+static int ncpus;
+static unsigned char zeroes[MIB];
+
+#define PRINTF(f, a)	__attribute__((format(printf, f, a)))
+
+static PRINTF(1, 2) void die(const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	fprintf(stderr, "bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (err)
+		fprintf(stderr, ": %s", strerror(err));
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+/* A check failed: the mapping or the copy is broken, no number is valid. */
+static PRINTF(1, 2) void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "bench: CHECK FAILED: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static PRINTF(1, 2) void progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "[%7.1fs] ", (now_ns() - start_ns) / 1e9);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+}
+
+/* A byte value different from the previous one, never 0. */
+static unsigned char next_tag(void)
+{
+	return tag_seq++ % 255 + 1;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (!p)
+		die("calloc");
+	return p;
+}
+
+/* "4K", "64M", "1G" or bytes. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		die("bad size '%s'", s);
+	switch (*end) {
+	case 'k': case 'K':
+		v *= KIB;
+		end++;
+		break;
+	case 'm': case 'M':
+		v *= MIB;
+		end++;
+		break;
+	case 'g': case 'G':
+		v *= GIB;
+		end++;
+		break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end)
+		die("bad size '%s'", s);
+	return v;
+}
+
+static const char *size_str(uint64_t size)
+{
+	static char buf[4][24];
+	static int n;
+	char *s = buf[n++ % 4];
+
+	if (size >= GIB && !(size % GIB))
+		snprintf(s, sizeof(buf[0]), "%lluG", (unsigned long long)(size / GIB));
+	else if (size >= MIB && !(size % MIB))
+		snprintf(s, sizeof(buf[0]), "%lluM", (unsigned long long)(size / MIB));
+	else
+		snprintf(s, sizeof(buf[0]), "%lluK", (unsigned long long)(size / KIB));
+	return s;
+}
+
+/*
+ * One CSV row. @pages, when non-zero, gives ns_per_page; @bytes, when
+ * non-zero, gives bytes_per_s.
+ */
+static void row(const char *bench, const char *variant, uint64_t size,
+		int rep, unsigned long ops, unsigned long pages, uint64_t ns,
+		uint64_t bytes)
+{
+	if (!ns)
+		ns = 1;
+	fprintf(csv, "%s,%s,%llu,%d,%lu,%lu,%llu,%.1f,", bench, variant,
+		(unsigned long long)size, rep, ops, pages,
+		(unsigned long long)ns, (double)ns / ops);
+	if (pages)
+		fprintf(csv, "%.2f", (double)ns / pages);
+	fprintf(csv, ",");
+	if (bytes)
+		fprintf(csv, "%.0f", bytes * 1e9 / ns);
+	fprintf(csv, "\n");
+	fflush(csv);
+}
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	if (ncpus < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("sched_setaffinity");
+}
+
+static void fill_zeroes(int fd, size_t size)
+{
+	size_t off, n;
+
+	for (off = 0; off < size; off += n) {
+		n = size - off < sizeof(zeroes) ? size - off : sizeof(zeroes);
+		if (pwrite(fd, zeroes, n, off) != (ssize_t)n)
+			die("pwrite memfd");
+	}
+}
+
+static void obj_init(struct obj *o, enum kind kind, size_t size)
+{
+	__u64 sz = size;
+
+	o->fd = -1;
+	o->p = NULL;
+	o->size = size;
+	o->kind = kind;
+	switch (kind) {
+	case K_MMAP_BUF:
+		o->fd = open(dev_path, O_RDWR | O_CLOEXEC);
+		if (o->fd < 0)
+			die("open %s", dev_path);
+		if (ioctl(o->fd, MMAP_BUF_SET_SIZE, &sz))
+			die("MMAP_BUF_SET_SIZE %s", size_str(size));
+		sz = 0;
+		if (ioctl(o->fd, MMAP_BUF_GET_SIZE, &sz) || sz != size)
+			fail("MMAP_BUF_GET_SIZE gives %llu, not %zu",
+			     (unsigned long long)sz, size);
+		break;
+	case K_MEMFD_FILLED:
+	case K_MEMFD_FRESH:
+		o->fd = memfd_create("bench", MFD_CLOEXEC);
+		if (o->fd < 0)
+			die("memfd_create");
+		if (ftruncate(o->fd, size))
+			die("ftruncate memfd %s", size_str(size));
+		if (kind == K_MEMFD_FILLED)
+			fill_zeroes(o->fd, size);
+		break;
+	default:
+		break;
+	}
+}
+
+static void obj_map(struct obj *o, bool populate)
+{
+	int flags = o->fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED;
+	void *p;
+
+	if (populate)
+		flags |= MAP_POPULATE;
+	p = mmap(NULL, o->size, PROT_READ | PROT_WRITE, flags, o->fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap %s %s", kind_name[o->kind], size_str(o->size));
+	o->p = p;
+}
+
+static void obj_unmap(struct obj *o)
+{
+	if (munmap(o->p, o->size))
+		die("munmap");
+	o->p = NULL;
+}
+
+static void obj_fini(struct obj *o)
+{
+	if (o->p)
+		obj_unmap(o);
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+}
+
+/* Byte @off holds @want: read through the file, else through the mapping. */
+static void check_byte(const struct obj *o, size_t off, unsigned char want,
+		       const char *what)
+{
+	unsigned char got;
+
+	if (o->fd >= 0) {
+		if (pread(o->fd, &got, 1, off) != 1)
+			die("pread %s", kind_name[o->kind]);
+	} else {
+		got = ((volatile unsigned char *)o->p)[off];
+	}
+	if (got != want)
+		fail("%s: %s %s byte %zu is %#x, not %#x", what,
+		     kind_name[o->kind], size_str(o->size), off, got, want);
+}
+
+static unsigned int touch_read(const unsigned char *p, size_t npages)
+{
+	const volatile unsigned char *v = p;
+	unsigned int acc = 0;
+	size_t i;
+
+	for (i = 0; i < npages; i++)
+		acc |= v[i * page_size];
+	return acc;
+}
+
+static void touch_write(unsigned char *p, size_t npages, unsigned char tag)
+{
+	volatile unsigned char *v = p;
+	size_t i;
+
+	for (i = 0; i < npages; i++)
+		v[i * page_size] = tag;
+}
+
+/*
+ * The same number of threads and pages with no memory access at all: shows
+ * how much two threads can run in parallel in this (emulated) machine.
+ */
+static void cpu_loop(unsigned char *p, size_t npages, unsigned char tag)
+{
+	unsigned int x = tag;
+	size_t i, j;
+
+	for (i = 0; i < npages; i++)
+		for (j = 0; j < 512; j++)
+			x = x * 1103515245 + 12345;
+	asm volatile("" : : "r" (x));
+	(void)p;
+}
+
+/* Set mmap_buf's fault-around for variant @v, outside the timed part. */
+static void set_fault_around(const struct variant *v)
+{
+	unsigned int n = v->fault_around ? v->fault_around : fa_default;
+	FILE *f;
+
+	if (v->kind != K_MMAP_BUF || !fa_default)
+		return;
+	f = fopen(fa_path, "w");
+	if (!f || fprintf(f, "%u\n", n) < 0 || fclose(f))
+		die("cannot set %s to %u", fa_path, n);
+}
+
+static bool variant_runs(const struct variant *v)
+{
+	return !v->fault_around || fa_default;
+}
+
+static size_t batch_for(size_t npages)
+{
+	return npages >= MIN_PAGES ? 1 : (MIN_PAGES + npages - 1) / npages;
+}
+
+/* touch_read / touch_write of variant @v, objects of @size bytes. */
+static void measure_touch(const struct variant *v, size_t size, bool write,
+			  int rep)
+{
+	size_t npages = size / page_size, nobj = batch_for(npages), i;
+	struct obj *objs = xcalloc(nobj, sizeof(*objs));
+	unsigned char tag = next_tag();
+	unsigned int acc = 0;
+	uint64_t t0, t1;
+
+	set_fault_around(v);
+	for (i = 0; i < nobj; i++) {
+		obj_init(&objs[i], v->kind, size);
+		if (!v->populate)
+			obj_map(&objs[i], false);
+	}
+	t0 = now_ns();
+	for (i = 0; i < nobj; i++) {
+		if (v->populate)
+			obj_map(&objs[i], true);
+		if (write)
+			touch_write(objs[i].p, npages, tag);
+		else
+			acc |= touch_read(objs[i].p, npages);
+	}
+	t1 = now_ns();
+
+	if (acc)
+		fail("touch_read %s %s: a load saw %#x, not 0", v->name,
+		     size_str(size), acc);
+	if (write) {
+		check_byte(&objs[0], 0, tag, "touch_write");
+		check_byte(&objs[nobj - 1], size - page_size, tag,
+			   "touch_write");
+	}
+	for (i = 0; i < nobj; i++)
+		obj_fini(&objs[i]);
+	free(objs);
+	row(write ? "touch_write" : "touch_read", v->name, size, rep, nobj,
+	    nobj * npages, t1 - t0, 0);
+}
+
+/* map_unmap (@touch false) or map_touch_unmap of variant @v. */
+static void measure_map(const struct variant *v, size_t size, bool touch,
+			int rep)
+{
+	size_t npages = size / page_size, nobj = batch_for(npages), i;
+	size_t last = size - page_size;
+	struct obj *objs = xcalloc(nobj, sizeof(*objs));
+	unsigned char tag = next_tag();
+	unsigned int bad = 0;
+	uint64_t t0, t1;
+
+	set_fault_around(v);
+	for (i = 0; i < nobj; i++)
+		obj_init(&objs[i], v->kind, size);
+	t0 = now_ns();
+	for (i = 0; i < nobj; i++) {
+		obj_map(&objs[i], v->populate);
+		if (touch)
+			touch_write(objs[i].p, npages, tag);
+		/* Mapped already: no fault. */
+		if (touch || v->populate)
+			bad |= objs[i].p[last] ^ (touch ? tag : 0);
+		obj_unmap(&objs[i]);
+	}
+	t1 = now_ns();
+
+	if (bad)
+		fail("%s %s %s: the last page read back wrong",
+		     touch ? "map_touch_unmap" : "map_unmap", v->name,
+		     size_str(size));
+	/* What was stored through the mapping outlives it in the file. */
+	if (touch && objs[0].fd >= 0) {
+		check_byte(&objs[0], 0, tag, "map_touch_unmap");
+		check_byte(&objs[nobj - 1], last, tag, "map_touch_unmap");
+	}
+	for (i = 0; i < nobj; i++)
+		obj_fini(&objs[i]);
+	free(objs);
+	row(touch ? "map_touch_unmap" : "map_unmap", v->name, size, rep, nobj,
+	    touch || v->populate ? nobj * npages : 0, t1 - t0, 0);
+}
+
+static int reps_for(size_t size, int reps, int big_reps)
+{
+	return size > 64 * MIB ? big_reps : reps;
+}
+
+static void bench_pages(const size_t *sizes, int nsizes, int reps,
+			int big_reps, bool do_touch, bool do_map)
+{
+	int s, r, nr;
+	size_t i;
+
+	for (s = 0; s < nsizes; s++) {
+		nr = reps_for(sizes[s], reps, big_reps);
+		for (r = 0; r < nr; r++) {
+			progress("%s%s%s %s repeat %d/%d",
+				 do_touch ? "touch" : "",
+				 do_touch && do_map ? "+" : "",
+				 do_map ? "map" : "", size_str(sizes[s]),
+				 r + 1, nr);
+			for (i = 0; i < NR_VARIANTS; i++) {
+				const struct variant *v;
+
+				v = &variants[(i + r) % NR_VARIANTS];
+				if (!variant_runs(v))
+					continue;
+				if (do_touch) {
+					measure_touch(v, sizes[s], false, r);
+					measure_touch(v, sizes[s], true, r);
+				}
+				if (do_map) {
+					measure_map(v, sizes[s], false, r);
+					measure_map(v, sizes[s], true, r);
+				}
+			}
+		}
+	}
+}
+
+/* read_bw and write_bw: the driver, a memfd, memcpy(). */
+enum bw_kind { BW_MMAP_BUF, BW_MEMFD, BW_MEMCPY, NR_BW };
+
+static const char * const bw_name[NR_BW] = {
+	"mmap_buf", "memfd", "memcpy"
+};
+
+static void measure_bw(enum bw_kind k, bool write, int fd, unsigned char *src,
+		       unsigned char *dst, size_t size, int rep)
+{
+	unsigned long ops = size >= BW_MIN_BYTES ? 1 : BW_MIN_BYTES / size;
+	unsigned char tag = next_tag(), got[2];
+	uint64_t t0, t1;
+	unsigned long i;
+
+	/* The bytes that must arrive: first and last of the transfer. */
+	if (k != BW_MEMCPY && !write) {
+		if (pwrite(fd, &tag, 1, 0) != 1 ||
+		    pwrite(fd, &tag, 1, size - 1) != 1)
+			die("pwrite %s", bw_name[k]);
+	} else {
+		src[0] = tag;
+		src[size - 1] = tag;
+	}
+	dst[0] = 0;
+	dst[size - 1] = 0;
+
+	t0 = now_ns();
+	for (i = 0; i < ops; i++) {
+		ssize_t n = 0;
+
+		if (k == BW_MEMCPY) {
+			memcpy(dst, src, size);
+			asm volatile("" : : "r" (dst) : "memory");
+			continue;
+		}
+		if (write)
+			n = pwrite(fd, src, size, 0);
+		else
+			n = pread(fd, dst, size, 0);
+		if (n != (ssize_t)size)
+			die("%s %s %zu bytes: %zd", write ? "pwrite" : "pread",
+			    bw_name[k], size, n);
+	}
+	t1 = now_ns();
+
+	if (k != BW_MEMCPY && write) {
+		if (pread(fd, &got[0], 1, 0) != 1 ||
+		    pread(fd, &got[1], 1, size - 1) != 1)
+			die("pread %s", bw_name[k]);
+	} else {
+		got[0] = dst[0];
+		got[1] = dst[size - 1];
+	}
+	if (got[0] != tag || got[1] != tag)
+		fail("%s %s %s: bytes %#x %#x, not %#x",
+		     write ? "write_bw" : "read_bw", bw_name[k],
+		     size_str(size), got[0], got[1], tag);
+	row(write ? "write_bw" : "read_bw", bw_name[k], size, rep, ops,
+	    0, t1 - t0, (uint64_t)ops * size);
+}
+
+static void bench_bw(const size_t *sizes, int nsizes, int reps)
+{
+	unsigned char *src, *dst;
+	struct obj dev, mfd;
+	int s, r, i;
+
+	for (s = 0; s < nsizes; s++) {
+		size_t size = sizes[s];
+
+		obj_init(&dev, K_MMAP_BUF, size);
+		obj_init(&mfd, K_MEMFD_FILLED, size);
+		src = aligned_alloc(page_size, size);
+		dst = aligned_alloc(page_size, size);
+		if (!src || !dst)
+			die("aligned_alloc %s", size_str(size));
+		memset(src, 0x11, size);
+		memset(dst, 0x22, size);
+		for (r = 0; r < reps; r++) {
+			progress("bw %s repeat %d/%d", size_str(size), r + 1,
+				 reps);
+			for (i = 0; i < NR_BW; i++) {
+				enum bw_kind k = (i + r) % NR_BW;
+				int fd = k == BW_MMAP_BUF ? dev.fd : mfd.fd;
+
+				measure_bw(k, false, fd, src, dst, size, r);
+				measure_bw(k, true, fd, src, dst, size, r);
+			}
+		}
+		free(src);
+		free(dst);
+		obj_fini(&dev);
+		obj_fini(&mfd);
+	}
+}
+
+/* fault_threads: one thread, or two on disjoint halves. */
+struct worker {
+	void (*fn)(unsigned char *p, size_t npages, unsigned char tag);
+	pthread_barrier_t *bar;
+	unsigned char *p;
+	size_t npages;
+	unsigned char tag;
+};
+
+static void *worker_fn(void *arg)
+{
+	struct worker *w = arg;
+
+	pin_to_cpu(1);
+	pthread_barrier_wait(w->bar);
+	w->fn(w->p, w->npages, w->tag);
+	pthread_barrier_wait(w->bar);
+	return NULL;
+}
+
+/* @kind NR_KINDS: cpu_loop() instead of stores to a fresh mapping. */
+static void measure_threads(enum kind kind, int nthreads, size_t size,
+			    int rep)
+{
+	void (*fn)(unsigned char *p, size_t npages, unsigned char tag);
+	size_t npages = size / page_size, half = npages / 2;
+	unsigned char tag = next_tag();
+	pthread_barrier_t bar;
+	struct worker w;
+	pthread_t thread;
+	uint64_t t0, t1;
+	struct obj o;
+	char name[64];
+	int err;
+
+	fn = kind == NR_KINDS ? cpu_loop : touch_write;
+	obj_init(&o, kind == NR_KINDS ? K_ANON : kind, size);
+	obj_map(&o, false);
+	pin_to_cpu(0);
+	if (nthreads == 1) {
+		t0 = now_ns();
+		fn(o.p, npages, tag);
+		t1 = now_ns();
+	} else {
+		pthread_barrier_init(&bar, NULL, 2);
+		w.fn = fn;
+		w.bar = &bar;
+		w.p = o.p + half * page_size;
+		w.npages = npages - half;
+		w.tag = tag;
+		err = pthread_create(&thread, NULL, worker_fn, &w);
+		if (err) {
+			errno = err;
+			die("pthread_create");
+		}
+		pthread_barrier_wait(&bar);
+		t0 = now_ns();
+		fn(o.p, half, tag);
+		pthread_barrier_wait(&bar);
+		t1 = now_ns();
+		pthread_join(thread, NULL);
+		pthread_barrier_destroy(&bar);
+	}
+	if (kind != NR_KINDS) {
+		check_byte(&o, 0, tag, "fault_threads");
+		check_byte(&o, half * page_size, tag, "fault_threads");
+		check_byte(&o, size - page_size, tag, "fault_threads");
+	}
+	obj_fini(&o);
+	snprintf(name, sizeof(name), "%s_%dt",
+		 kind == NR_KINDS ? "cpu_loop" : kind_name[kind], nthreads);
+	row("fault_threads", name, size, rep, 1, npages, t1 - t0, 0);
+}
+
+static void bench_threads(size_t size, int reps)
+{
+	static const struct variant as_loaded = { .kind = K_MMAP_BUF };
+
+	set_fault_around(&as_loaded);
+	int r, i, n = 2 * (NR_KINDS + 1);
+
+	if (ncpus < 2)
+		progress("fault_threads: only %d CPU, two threads share it",
+			 ncpus);
+	for (r = 0; r < reps; r++) {
+		progress("threads %s repeat %d/%d", size_str(size), r + 1,
+			 reps);
+		for (i = 0; i < n; i++) {
+			int j = (i + r) % n;
+
+			measure_threads(j / 2, j % 2 + 1, size, r);
+		}
+	}
+	pin_to_cpu(0);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bench [options]\n"
+		"  -o, --out FILE        CSV output (default: stdout)\n"
+		"  -m, --max-size SIZE   largest mapping (default: 1G)\n"
+		"  -r, --repeats N       repeats up to 64M (default: 5)\n"
+		"  -R, --big-repeats N   repeats above 64M (default: (N+1)/2)\n"
+		"  -b, --bw-max SIZE     largest read/write transfer (default: 64M)\n"
+		"  -t, --threads-size SIZE  fault_threads mapping (default: 64M)\n"
+		"  -O, --only LIST       of touch,map,bw,threads (default: all)\n"
+		"  -d, --dev PATH        device (default: /dev/mmap_buf)\n"
+		"SIZE: bytes or with K, M, G (binary).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "out",	  required_argument, NULL, 'o' },
+		{ "max-size",	  required_argument, NULL, 'm' },
+		{ "repeats",	  required_argument, NULL, 'r' },
+		{ "big-repeats",  required_argument, NULL, 'R' },
+		{ "bw-max",	  required_argument, NULL, 'b' },
+		{ "threads-size", required_argument, NULL, 't' },
+		{ "only",	  required_argument, NULL, 'O' },
+		{ "dev",	  required_argument, NULL, 'd' },
+		{ "help",	  no_argument,	     NULL, 'h' },
+		{ }
+	};
+	uint64_t max_size = GIB, bw_max = 64 * MIB, threads_size = 64 * MIB;
+	const char *out = NULL, *only = "touch,map,bw,threads";
+	size_t sizes[16], bw_sizes[16];
+	int reps = 5, big_reps = 0, nsizes = 0, nbw = 0, c;
+	unsigned long long drv_max = 0;
+	struct utsname uts;
+	uint64_t size;
+	FILE *f;
+
+	while ((c = getopt_long(argc, argv, "o:m:r:R:b:t:O:d:h", opts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'm':
+			max_size = parse_size(optarg);
+			break;
+		case 'r':
+			reps = atoi(optarg);
+			break;
+		case 'R':
+			big_reps = atoi(optarg);
+			break;
+		case 'b':
+			bw_max = parse_size(optarg);
+			break;
+		case 't':
+			threads_size = parse_size(optarg);
+			break;
+		case 'O':
+			only = optarg;
+			break;
+		case 'd':
+			dev_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || reps < 1 || big_reps < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (!big_reps)
+		big_reps = (reps + 1) / 2;
+
+	start_ns = now_ns();
+	page_size = sysconf(_SC_PAGESIZE);
+	ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+	f = fopen("/sys/module/mmap_buf/parameters/max_size", "r");
+	if (f) {
+		if (fscanf(f, "%llu", &drv_max) != 1)
+			drv_max = 0;
+		fclose(f);
+	}
+	f = fopen(fa_path, "r");
+	if (f) {
+		if (fscanf(f, "%u", &fa_default) != 1)
+			fa_default = 0;
+		fclose(f);
+	}
+	if (drv_max && max_size > drv_max) {
+		progress("mmap_buf max_size is %s: --max-size lowered to it",
+			 size_str(drv_max));
+		max_size = drv_max;
+	}
+	for (size = 4 * KIB; size <= max_size && nsizes < 16; size *= 4)
+		sizes[nsizes++] = size;
+	for (size = 4 * KIB; size <= bw_max && size <= max_size && nbw < 16;
+	     size *= 4)
+		bw_sizes[nbw++] = size;
+	if (threads_size > max_size)
+		threads_size = max_size;
+
+	csv = stdout;
+	if (out) {
+		csv = fopen(out, "w");
+		if (!csv)
+			die("%s", out);
+	}
+	uname(&uts);
+	progress("kernel %s, %d CPUs, page %zu, mmap_buf max_size %llu, fault_around_pages %u",
+		 uts.release, ncpus, page_size, drv_max, fa_default);
+	progress("sizes %s..%s, repeats %d (above 64M: %d)", size_str(sizes[0]),
+		 size_str(sizes[nsizes - 1]), reps, big_reps);
+	fprintf(csv, "benchmark,variant,size_bytes,repeat,ops,pages,ns_total,%s\n",
+		"ns_per_op,ns_per_page,bytes_per_s");
+
+	if (strstr(only, "touch"))
+		bench_pages(sizes, nsizes, reps, big_reps, true, false);
+	if (strstr(only, "map"))
+		bench_pages(sizes, nsizes, reps, big_reps, false, true);
+	if (strstr(only, "bw"))
+		bench_bw(bw_sizes, nbw, reps);
+	if (strstr(only, "threads"))
+		bench_threads(threads_size, reps);
+
+	if (fa_default) {
+		/* Back to the driver's setting. */
+		static const struct variant reset = { .kind = K_MMAP_BUF };
+
+		set_fault_around(&reset);
+	}
+	progress("done");
+	if (csv != stdout && fclose(csv))
+		die("%s", out);
+	return 0;
+}

@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lifetime, leak and security checks of /dev/mmap_buf, run as root in the
+ * guest by scripts/guest-tests. One subcommand per section; each prints TAP
+ * and exits 0 only if every check passed:
+ *
+ *   reliability lifetime [CYCLES]
+ *	The module cannot be unloaded while a file is open, nor while only a
+ *	mapping remains (that mapping keeps working), and can be once the last
+ *	mapping is gone. Then CYCLES (100) load / open / map / touch / unload
+ *	cycles.
+ *   reliability leak [CYCLES] [--report-only]
+ *	CYCLES (10000) open / resize / mmap / touch / munmap / close cycles in
+ *	a memory cgroup of their own; the cgroup's charge, and MemFree, Slab
+ *	and VmallocUsed from /proc/meminfo, must come back to where they were.
+ *	--report-only prints the deltas without judging them (under KASAN,
+ *	whose quarantine holds freed objects back).
+ *   reliability security
+ *	The device node is root's and 0600, other users cannot open it,
+ *	memory reaches user space zeroed, and a buffer is charged to its
+ *	opener's memory cgroup.
+ *
+ * The module is loaded by modprobe(8) with the parameters the caller gives.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <misc/mmap_buf.h>
+
+#define DEV	"/dev/mmap_buf"
+#define MODULE	"mmap_buf"
+#define CGROOT	"/sys/fs/cgroup"
+#define CG	CGROOT "/mmap_buf_reliability"
+
+static int ntest, nfail;
+static size_t ps;
+
+static void check(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	ntest++;
+	printf("%sok %d - ", ok ? "" : "not ", ntest);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+	if (!ok)
+		nfail++;
+}
+
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static int finish(void)
+{
+	printf("1..%d\n", ntest);
+	return nfail ? 1 : 0;
+}
+
+static int module_loaded(void)
+{
+	return access("/sys/module/" MODULE, F_OK) == 0;
+}
+
+static int unload(void)
+{
+	return syscall(SYS_delete_module, MODULE, O_NONBLOCK);
+}
+
+static int load(void)
+{
+	int st = system("modprobe " MODULE);
+
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int is_zero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+static int set_size(int fd, uint64_t size)
+{
+	return ioctl(fd, MMAP_BUF_SET_SIZE, &size);
+}
+
+/* --- lifetime -------------------------------------------------------- */
+
+static int lifetime(int cycles)
+{
+	unsigned char *p;
+	int fd, err, r, i, bad = 0, first_bad = -1;
+
+	if (!module_loaded() && load())
+		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
+
+	fd = open(DEV, O_RDWR);
+	check(fd >= 0, "open %s", DEV);
+	if (fd < 0)
+		return finish();
+	r = unload();
+	err = errno;
+	check(r == -1 && err == EWOULDBLOCK,
+	      "unload with a file open fails with EWOULDBLOCK, i.e. EAGAIN (got %s)",
+	      r ? strerrorname_np(err) : "success");
+
+	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	check(p != MAP_FAILED, "map a page");
+	if (p == MAP_FAILED)
+		return finish();
+	p[0] = 0x42;
+	close(fd);
+	r = unload();
+	err = errno;
+	check(r == -1 && err == EWOULDBLOCK,
+	      "unload with only a mapping left fails with EWOULDBLOCK, i.e. EAGAIN (got %s)",
+	      r ? strerrorname_np(err) : "success");
+	check(module_loaded(), "the module is still loaded");
+	p[ps - 1] = 0x43;
+	check(p[0] == 0x42 && p[ps - 1] == 0x43 && is_zero(p + 1, ps - 2),
+	      "the mapping still works");
+
+	/* A forked child's copy of the mapping pins the module as well. */
+	if (fork() == 0) {
+		usleep(300000);
+		_exit(p[0] == 0x42 ? 0 : 1);
+	}
+	munmap(p, ps);
+	r = unload();
+	err = errno;
+	check(r == -1 && err == EWOULDBLOCK,
+	      "unload while only a child maps it fails with EWOULDBLOCK, i.e. EAGAIN (got %s)",
+	      r ? strerrorname_np(err) : "success");
+	wait(&r);
+	check(WIFEXITED(r) && WEXITSTATUS(r) == 0, "the child read the buffer");
+
+	r = unload();
+	check(r == 0 && !module_loaded(), "unload after the last unmap succeeds%s%s",
+	      r ? ": " : "", r ? strerror(errno) : "");
+
+	for (i = 0; i < cycles; i++) {
+		int ok = 0;
+
+		if (load())
+			goto cycle_done;
+		fd = open(DEV, O_RDWR);
+		if (fd < 0)
+			goto cycle_done;
+		p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED) {
+			ok = is_zero(p, 2 * ps);
+			p[ps] = (unsigned char)i;
+			ok &= pread(fd, p, 1, ps) == 1 && p[0] == (unsigned char)i;
+			munmap(p, 2 * ps);
+		}
+		close(fd);
+		ok &= unload() == 0 && !module_loaded();
+cycle_done:
+		if (!ok) {
+			bad++;
+			if (first_bad < 0)
+				first_bad = i;
+		}
+	}
+	check(!bad, "%d load/open/map/touch/unload cycles: %d failed%s", cycles, bad,
+	      first_bad >= 0 ? " (first failure logged below)" : "");
+	if (first_bad >= 0)
+		diag("first failed cycle: %d (%s)", first_bad, strerror(errno));
+	if (!module_loaded())
+		load();
+	return finish();
+}
+
+/* --- leak ------------------------------------------------------------ */
+
+struct snap {
+	long long memfree, slab, sunreclaim, vmalloc, pagetables;	/* KiB */
+	long long memcg;						/* bytes */
+};
+
+static long long meminfo(const char *buf, const char *key)
+{
+	const char *p = strstr(buf, key);
+
+	return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+static long long read_ll(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (f) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), r;
+
+	if (fd < 0)
+		return -1;
+	r = write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
+	close(fd);
+	return r;
+}
+
+static void settle(void)
+{
+	/* Let RCU-deferred frees and per-CPU caches drain. */
+	sync();
+	write_str("/proc/sys/vm/drop_caches", "3");
+	usleep(500000);
+	write_str("/proc/sys/vm/drop_caches", "3");
+	write_str("/proc/sys/vm/compact_memory", "1");
+	usleep(500000);
+}
+
+static void take(struct snap *s, int have_cg)
+{
+	char buf[8192];
+	int fd = open("/proc/meminfo", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	s->memfree = meminfo(buf, "MemFree:");
+	s->slab = meminfo(buf, "Slab:");
+	s->sunreclaim = meminfo(buf, "SUnreclaim:");
+	s->vmalloc = meminfo(buf, "VmallocUsed:");
+	s->pagetables = meminfo(buf, "PageTables:");
+	s->memcg = have_cg ? read_ll(CG "/memory.current") : -1;
+}
+
+/* A cgroup v2 with the memory controller, this process in it; 0 if not. */
+static int enter_cgroup(void)
+{
+	char pid[32];
+
+	if (access(CGROOT "/cgroup.controllers", F_OK) &&
+	    mount("none", CGROOT, "cgroup2", 0, NULL))
+		return 0;
+	write_str(CGROOT "/cgroup.subtree_control", "+memory");
+	if (mkdir(CG, 0755) && errno != EEXIST)
+		return 0;
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (write_str(CG "/cgroup.procs", pid))
+		return 0;
+	return access(CG "/memory.current", F_OK) == 0;
+}
+
+static void leave_cgroup(void)
+{
+	char pid[32];
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_str(CGROOT "/cgroup.procs", pid);
+	rmdir(CG);
+}
+
+/* One cycle; 0 if every step did what it should. */
+static int leak_cycle(unsigned int *seed)
+{
+	size_t pages = 1 + rand_r(seed) % 64, i;
+	unsigned char *p;
+	int fd, ok;
+
+	fd = open(DEV, O_RDWR);
+	if (fd < 0)
+		return -1;
+	ok = !set_size(fd, pages * ps);
+	p = mmap(NULL, pages * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		for (i = 0; i < pages; i++) {
+			ok &= p[i * ps] == 0;
+			p[i * ps + i % ps] = 1;
+		}
+		munmap(p, pages * ps);
+	} else {
+		ok = 0;
+	}
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static int leak(int cycles, int report_only)
+{
+	unsigned int seed = 1;
+	struct snap a, b;
+	int have_cg, i, bad = 0;
+	struct timespec t0, t1;
+	double secs;
+
+	if (!module_loaded() && load())
+		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
+	have_cg = enter_cgroup();
+	if (!have_cg)
+		diag("no cgroup v2 memory controller: MemFree, Slab and VmallocUsed only");
+
+	/* Warm up: slab caches, page tables and vmap areas reach their size. */
+	for (i = 0; i < 500; i++)
+		bad += !!leak_cycle(&seed);
+	settle();
+	take(&a, have_cg);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < cycles; i++)
+		bad += !!leak_cycle(&seed);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	settle();
+	take(&b, have_cg);
+
+	check(!bad, "%d open/resize/mmap/touch/munmap/close cycles (1-64 pages) in %.1f s: %d failed",
+	      cycles, secs, bad);
+	diag("deltas over %d cycles: MemFree %+lld KiB, Slab %+lld KiB (SUnreclaim %+lld), VmallocUsed %+lld KiB, PageTables %+lld KiB, memcg %+lld bytes",
+	     cycles, b.memfree - a.memfree, b.slab - a.slab, b.sunreclaim - a.sunreclaim,
+	     b.vmalloc - a.vmalloc, b.pagetables - a.pagetables,
+	     have_cg ? b.memcg - a.memcg : 0);
+	printf("LEAK cycles=%d memfree_kib=%lld slab_kib=%lld sunreclaim_kib=%lld vmalloc_kib=%lld pagetables_kib=%lld memcg_bytes=%lld seconds=%.1f\n",
+	       cycles, b.memfree - a.memfree, b.slab - a.slab, b.sunreclaim - a.sunreclaim,
+	       b.vmalloc - a.vmalloc, b.pagetables - a.pagetables,
+	       have_cg ? b.memcg - a.memcg : 0, secs);
+	if (report_only) {
+		diag("--report-only: deltas not judged");
+	} else {
+		/*
+		 * Noise: per-CPU free page lists, and memcg's per-CPU charge
+		 * batches (64 pages a CPU). Every cycle allocates 1 to 64
+		 * pages, a page array, a struct mmap_buf and a vmap area: a
+		 * leak of any of them in one cycle out of ten shows.
+		 */
+		long long lim_pages = (long long)cycles / 10 * (long long)ps;
+
+		check(a.memfree - b.memfree < lim_pages / 1024,
+		      "MemFree fell by less than a page per 10 cycles (%+lld KiB)",
+		      b.memfree - a.memfree);
+		check(b.slab - a.slab < cycles * 32 / 10 / 1024 + 64,
+		      "Slab grew by less than 32 bytes per 10 cycles, plus 64 KiB (%+lld KiB)",
+		      b.slab - a.slab);
+		check(b.vmalloc - a.vmalloc < (long long)ps / 1024 * 4,
+		      "VmallocUsed grew by less than 4 pages (%+lld KiB)", b.vmalloc - a.vmalloc);
+		if (have_cg)
+			check(b.memcg - a.memcg < lim_pages,
+			      "the memory cgroup's charge grew by less than a page per 10 cycles (%+lld bytes)",
+			      b.memcg - a.memcg);
+	}
+	if (have_cg)
+		leave_cgroup();
+	return finish();
+}
+
+/* --- security -------------------------------------------------------- */
+
+static long long memstat(const char *key)
+{
+	char line[256];
+	long long v = -1;
+	FILE *f = fopen(CG "/memory.stat", "r");
+	size_t n = strlen(key);
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ' ')
+			v = strtoll(line + n + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static int security(void)
+{
+	const uint64_t big = 64ULL << 20;
+	unsigned char *p, *q;
+	struct stat st;
+	int fd, r, pfd[2];
+	char c = 0;
+
+	if (!module_loaded() && load())
+		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
+
+	r = stat(DEV, &st);
+	check(!r && S_ISCHR(st.st_mode) && (st.st_mode & 07777) == 0600 &&
+	      st.st_uid == 0 && st.st_gid == 0,
+	      "%s is a character device owned by root:root with mode 0600 (mode %o uid %d gid %d)",
+	      DEV, r ? 0 : st.st_mode & 07777, r ? -1 : (int)st.st_uid, r ? -1 : (int)st.st_gid);
+
+	/* Another user, without capabilities. */
+	if (pipe(pfd))
+		return 2;
+	if (fork() == 0) {
+		int e = 0;
+
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			e = -1;
+		else if (open(DEV, O_RDWR) >= 0)
+			e = 0;
+		else
+			e = errno;
+		c = (char)e;
+		if (write(pfd[1], &c, 1) != 1)
+			_exit(2);
+		_exit(0);
+	}
+	wait(&r);
+	if (read(pfd[0], &c, 1) != 1)
+		c = -1;
+	check(c == EACCES, "uid 65534 cannot open it: %s", c > 0 ? strerrorname_np(c) : c ? "setuid failed" : "it opened");
+	if (fork() == 0) {
+		int e;
+
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(100);
+		e = open(DEV, O_RDONLY) >= 0 ? 0 : errno;
+		_exit(e);
+	}
+	wait(&r);
+	check(WIFEXITED(r) && WEXITSTATUS(r) == EACCES, "nor for reading only");
+	close(pfd[0]);
+	close(pfd[1]);
+
+	/* Fill a buffer with a secret, free it; a new one must be zero. */
+	fd = open(DEV, O_RDWR);
+	check(fd >= 0 && !set_size(fd, 16ULL << 20), "open and resize to 16 MiB");
+	if (fd < 0)
+		return finish();
+	p = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		memset(p, 0xa5, 16 << 20);
+		munmap(p, 16 << 20);
+	}
+	close(fd);
+	fd = open(DEV, O_RDWR);
+	p = fd < 0 || set_size(fd, 16ULL << 20) ? MAP_FAILED :
+		mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	check(p != MAP_FAILED && is_zero(p, 16 << 20),
+	      "a new buffer, after a freed one full of 0xa5, maps as zeroes");
+	q = malloc(16 << 20);
+	check(q && pread(fd, q, 16 << 20, 0) == 16 << 20 && is_zero(q, 16 << 20),
+	      "and reads as zeroes");
+	if (p != MAP_FAILED) {
+		memset(p, 0x5a, 16 << 20);
+		munmap(p, 16 << 20);
+	}
+	check(!set_size(fd, ps) && !set_size(fd, 16ULL << 20) &&
+	      pread(fd, q, 16 << 20, 0) == 16 << 20 && q[0] == 0x5a &&
+	      is_zero(q + ps, (16 << 20) - ps),
+	      "after shrinking to a page and growing back, all but that page reads as zeroes");
+	free(q);
+	close(fd);
+
+	/* The memory is charged to the opener's memory cgroup. */
+	if (!enter_cgroup()) {
+		printf("ok %d - # SKIP no cgroup v2 memory controller\n", ++ntest);
+		return finish();
+	} else {
+		long long c0 = read_ll(CG "/memory.current"), k0 = memstat("kernel"), c1, k1, c2;
+
+		fd = open(DEV, O_RDWR);
+		r = fd >= 0 ? set_size(fd, big) : -1;
+		c1 = read_ll(CG "/memory.current");
+		k1 = memstat("kernel");
+		close(fd);
+		c2 = read_ll(CG "/memory.current");
+		diag("memcg memory.current: %lld before, %lld with a 64 MiB buffer, %lld after close; memory.stat kernel %+lld",
+		     c0, c1, c2, k1 - k0);
+		check(!r && c1 - c0 >= (long long)big && k1 - k0 >= (long long)big,
+		      "a 64 MiB buffer raises the cgroup's memory.current and kernel by 64 MiB or more (%+lld, %+lld)",
+		      c1 - c0, k1 - k0);
+		check(c1 - c2 >= (long long)big, "closing the file uncharges it (%+lld)", c2 - c1);
+		leave_cgroup();
+	}
+	return finish();
+}
+
+int main(int argc, char **argv)
+{
+	ps = sysconf(_SC_PAGESIZE);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 2 && !strcmp(argv[1], "lifetime"))
+		return lifetime(argc > 2 ? atoi(argv[2]) : 100);
+	if (argc >= 2 && !strcmp(argv[1], "leak"))
+		return leak(argc > 2 && argv[2][0] != '-' ? atoi(argv[2]) : 10000,
+			    !strcmp(argv[argc - 1], "--report-only"));
+	if (argc == 2 && !strcmp(argv[1], "security"))
+		return security();
+	fprintf(stderr, "usage: %s lifetime [CYCLES] | leak [CYCLES] [--report-only] | security\n",
+		argv[0]);
+	return 2;
+}

@@ -1,0 +1,1769 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Stress test of /dev/mmap_buf: PROCS processes of THREADS threads each do
+ * random operations on the device for a bounded time and check, after every
+ * one, that the device still behaves as its uapi header and documentation
+ * say.
+ *
+ * Every thread keeps a shadow copy of the bytes it alone writes:
+ *
+ *  - a slice of a buffer that all threads of its process share (one open
+ *    file per process; the slices are disjoint and page aligned), used with
+ *    pread(), pwrite() and mappings only, since the file position is shared;
+ *  - up to three buffers of its own (private open files), with which it
+ *    does everything: read(), write(), lseek(), resizes, close().
+ *
+ * So every byte read back, through read(), pread() or any mapping, must be
+ * the byte the shadow holds. A resize of a buffer the thread has mapped must
+ * fail with EBUSY; one of an unmapped buffer must succeed, keep the contents
+ * up to the smaller size and read as zeroes past it. Forked children map
+ * copies of all mappings of the process, so a resize that must succeed
+ * takes a lock that excludes forks (a fork holds it until its child is
+ * reaped). The children check the mappings and files they inherit, write
+ * through them as planned by the parent, and try to resize a buffer they
+ * map (EBUSY); the parent may unmap its own mappings meanwhile, and then
+ * must get EBUSY from a resize too, because the child still maps it.
+ *
+ * Violations are printed to stderr; a summary and TAP go to stdout. The
+ * exit status is 0 only if there was no violation, every process and
+ * thread finished, and every kind of operation was done at least once.
+ *
+ * Build with the kernel's exported headers:
+ *	gcc -O2 -Wall -Wextra -Werror -pthread -I<kdir>/usr/include \
+ *		-o stress stress.c
+ * Add -DSTRESS_SELFTEST_CORRUPT to check that the test can fail: the first
+ * thread then corrupts its shadow once, which must be reported.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <misc/mmap_buf.h>
+
+#define MAX_BUFS	4	/* per thread: [0] is its shared slice */
+#define MAX_MAPS	8	/* mappings per thread */
+#define IO_MAX		(64 * 1024)
+#define MAX_PRIV_SIZE	(4 << 20)
+#define MAX_PLAN	3	/* writes a fork child does */
+#define MAX_REPORTS	40	/* violations printed per thread */
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define GRACE_SECS	180	/* after the duration, before stragglers die */
+
+enum op {
+	OP_OPEN, OP_CLOSE, OP_MMAP, OP_MMAP_BAD, OP_MUNMAP, OP_MUNMAP_PART,
+	OP_MREMAP, OP_MADVISE, OP_FORK, OP_FORK_EBUSY, OP_READ, OP_PREAD,
+	OP_WRITE, OP_PWRITE, OP_LOAD, OP_STORE, OP_LSEEK, OP_GET_SIZE,
+	OP_RESIZE, OP_RESIZE_EBUSY, OP_RESIZE_EINVAL, NR_OPS
+};
+
+static const char *const op_names[NR_OPS] = {
+	[OP_OPEN] = "open",
+	[OP_CLOSE] = "close",
+	[OP_MMAP] = "mmap",
+	[OP_MMAP_BAD] = "mmap (refused)",
+	[OP_MUNMAP] = "munmap (whole)",
+	[OP_MUNMAP_PART] = "munmap (partial)",
+	[OP_MREMAP] = "mremap (shrink)",
+	[OP_MADVISE] = "madvise(DONTNEED)",
+	[OP_FORK] = "fork",
+	[OP_FORK_EBUSY] = "resize while child maps",
+	[OP_READ] = "read",
+	[OP_PREAD] = "pread",
+	[OP_WRITE] = "write",
+	[OP_PWRITE] = "pwrite",
+	[OP_LOAD] = "load (mapping)",
+	[OP_STORE] = "store (mapping)",
+	[OP_LSEEK] = "lseek",
+	[OP_GET_SIZE] = "GET_SIZE",
+	[OP_RESIZE] = "SET_SIZE (ok)",
+	[OP_RESIZE_EBUSY] = "SET_SIZE (EBUSY)",
+	[OP_RESIZE_EINVAL] = "SET_SIZE (EINVAL)",
+};
+
+/* The operations a thread picks from, and how often. */
+static const struct {
+	enum op op;
+	unsigned int weight;
+} op_weights[] = {
+	{ OP_OPEN, 2 }, { OP_CLOSE, 2 }, { OP_MMAP, 6 }, { OP_MUNMAP, 3 },
+	{ OP_MUNMAP_PART, 3 }, { OP_MREMAP, 2 }, { OP_MADVISE, 3 },
+	{ OP_FORK, 1 }, { OP_READ, 6 }, { OP_PREAD, 8 }, { OP_WRITE, 6 },
+	{ OP_PWRITE, 8 }, { OP_LOAD, 10 }, { OP_STORE, 10 }, { OP_LSEEK, 5 },
+	{ OP_GET_SIZE, 3 }, { OP_RESIZE, 6 },
+};
+
+/* Shared with the top process: what the threads of one process did. */
+struct stats {
+	uint64_t ops[NR_OPS];
+	uint64_t violations;
+	uint64_t enomem;
+	unsigned int threads_done;
+};
+
+struct buf {
+	bool used;
+	bool shared;		/* this thread's slice of the shared buffer */
+	int fd;			/* -1 once closed: only mappings are left */
+	unsigned int id;	/* 0 for the shared buffer */
+	uint64_t size;		/* the whole buffer's size */
+	uint64_t lo, hi;	/* the bytes this thread owns */
+	unsigned char *shadow;	/* their expected contents, from lo */
+	uint64_t pos;		/* file position (private buffers) */
+	int nmaps;		/* entries in maps[] that map it */
+};
+
+struct map {
+	bool used;
+	bool writable;
+	struct buf *b;
+	unsigned char *addr;
+	uint64_t off;		/* buffer offset that addr maps */
+	size_t npages;
+	unsigned char *present;	/* per page: still mapped */
+};
+
+struct proc {
+	int idx;
+	int sfd;		/* the shared buffer */
+	uint64_t ssize, slice;
+	pthread_rwlock_t fork_lock;
+	struct stats *st;
+};
+
+struct thr {
+	struct proc *p;
+	int idx;
+	pthread_t tid;
+	uint64_t rng;
+	struct buf bufs[MAX_BUFS];
+	struct map maps[MAX_MAPS];
+	unsigned char *io;
+	uint64_t ops[NR_OPS];
+	uint64_t violations;
+	uint64_t enomem;
+	unsigned int next_id;
+	pid_t child;		/* non-zero in a fork child */
+	char what[160];
+};
+
+struct plan {
+	struct buf *b;
+	struct map *m;		/* NULL: pwrite() through b->fd */
+	uint64_t off;
+	size_t len;
+	uint64_t seed;
+};
+
+static size_t pg;
+static const char *dev = "/dev/mmap_buf";
+static uint64_t default_size, max_size;
+static int nprocs = 2, nthreads = 4;
+static unsigned int duration = 20;
+static uint64_t seed = 0x6d6d61705f627566ULL;	/* "mmap_buf" */
+static struct timespec t_start, t_end;
+static __thread const char *cur_op = "setup";
+static struct stats *proc_stats;
+
+/* A driver that maps the wrong pages, or none, kills us: say where. */
+static void fatal_signal(int sig, siginfo_t *si, void *uc)
+{
+	char msg[200];
+	int n;
+
+	(void)uc;
+	if (proc_stats)
+		__atomic_add_fetch(&proc_stats->violations, 1, __ATOMIC_RELAXED);
+	n = snprintf(msg, sizeof(msg),
+		     "stress: pid %d: VIOLATION: %s at address %p during %s\n",
+		     (int)getpid(), strsignal(sig), si->si_addr, cur_op);
+	if (write(STDERR_FILENO, msg, n) < 0)
+		n = 0;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd(struct thr *t)
+{
+	return splitmix64(&t->rng);
+}
+
+static uint64_t rnd_below(struct thr *t, uint64_t n)
+{
+	return n ? rnd(t) % n : 0;
+}
+
+static void fill(unsigned char *p, size_t len, uint64_t s)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (!(i & 7))
+			v = splitmix64(&s);
+		p[i] = v;
+		v >>= 8;
+	}
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+static const char *ename(int err)
+{
+	const char *s = strerrorname_np(err);
+
+	return s ? s : "E?";
+}
+
+static bool time_up(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t_end.tv_sec ||
+	       (now.tv_sec == t_end.tv_sec && now.tv_nsec >= t_end.tv_nsec);
+}
+
+/* With write(2), not stdio: a fork child must not take stdio's locks. */
+static void __attribute__((format(printf, 2, 3)))
+violation(struct thr *t, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n;
+
+	__atomic_add_fetch(&t->p->st->violations, 1, __ATOMIC_RELAXED);
+	if (++t->violations > MAX_REPORTS)
+		return;
+	if (t->child)
+		n = snprintf(msg, sizeof(msg), "stress: p%d t%d child %d: VIOLATION: ",
+			     t->p->idx, t->idx, (int)t->child);
+	else
+		n = snprintf(msg, sizeof(msg), "stress: p%d t%d: VIOLATION: ",
+			     t->p->idx, t->idx);
+	va_start(ap, fmt);
+	n += vsnprintf(msg + n, sizeof(msg) - n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(msg) - 2)
+		n = sizeof(msg) - 2;
+	msg[n++] = '\n';
+	if (write(STDERR_FILENO, msg, n) < 0)
+		t->violations++;
+}
+
+/*
+ * Was @what's result @ret (with errno @err) the expected one, @exp, or -1
+ * with errno @exp_err?
+ */
+static bool expect(struct thr *t, long ret, int err, long exp, int exp_err)
+{
+	if (ret == exp && (exp != -1 || err == exp_err))
+		return true;
+	if (exp == -1)
+		violation(t, "%s: expected -1 %s, got %ld%s%s", t->what,
+			  ename(exp_err), ret, ret == -1 ? " " : "",
+			  ret == -1 ? ename(err) : "");
+	else
+		violation(t, "%s: expected %ld, got %ld%s%s", t->what, exp,
+			  ret, ret == -1 ? " " : "", ret == -1 ? ename(err) : "");
+	return false;
+}
+
+/*
+ * Compare @len bytes at buffer offset @off of @b, as read into @got, with
+ * the shadow. On a mismatch, report it and take what was read as the new
+ * shadow, so that one fault is reported once.
+ */
+static void check_bytes(struct thr *t, const char *op, struct buf *b,
+			uint64_t off, const unsigned char *got, size_t len)
+{
+	unsigned char *exp = b->shadow + (off - b->lo);
+	size_t i, first = 0, n = 0;
+
+	if (!memcmp(exp, got, len))
+		return;
+	for (i = 0; i < len; i++) {
+		if (exp[i] != got[i] && !n++)
+			first = i;
+	}
+	violation(t, "%s: buffer %u offset %" PRIu64 ": expected 0x%02x, got 0x%02x (%zu of %zu bytes differ)",
+		  op, b->id, off + first, exp[first], got[first], n, len);
+	memcpy(exp, got, len);
+}
+
+/* pread() [@a, @e) of @b and compare it with the shadow. */
+static void verify_fd(struct thr *t, const char *op, struct buf *b,
+		      uint64_t a, uint64_t e)
+{
+	while (a < e) {
+		size_t len = min_u64(e - a, IO_MAX);
+		ssize_t n = pread(b->fd, t->io, len, a);
+
+		if (n != (ssize_t)len) {
+			violation(t, "%s: pread(buffer %u, %zu bytes at %" PRIu64 ") returned %zd%s%s, expected %zu",
+				  op, b->id, len, a, n, n < 0 ? " " : "",
+				  n < 0 ? ename(errno) : "", len);
+			return;
+		}
+		check_bytes(t, op, b, a, t->io, len);
+		a += len;
+	}
+}
+
+static bool get_size_ok(struct thr *t, struct buf *b, const char *op)
+{
+	__u64 size = 0;
+	int ret = ioctl(b->fd, MMAP_BUF_GET_SIZE, &size);
+
+	snprintf(t->what, sizeof(t->what), "%s: GET_SIZE of buffer %u", op, b->id);
+	if (!expect(t, ret, errno, 0, 0))
+		return false;
+	if (size != b->size) {
+		violation(t, "%s: GET_SIZE of buffer %u: expected %" PRIu64 ", got %llu",
+			  op, b->id, b->size, (unsigned long long)size);
+		return false;
+	}
+	return true;
+}
+
+/* After a violation that may have changed @b's size: believe the device. */
+static void resync(struct buf *b)
+{
+	__u64 size;
+	uint64_t a;
+
+	if (b->fd < 0)
+		return;
+	if (!b->shared && !ioctl(b->fd, MMAP_BUF_GET_SIZE, &size) &&
+	    size != b->size && size <= 1ULL << 30) {
+		unsigned char *s = realloc(b->shadow, size);
+
+		if (s) {
+			b->shadow = s;
+			b->size = b->hi = size;
+		}
+	}
+	for (a = b->lo; a < b->hi; a += IO_MAX) {
+		size_t len = min_u64(b->hi - a, IO_MAX);
+
+		if (pread(b->fd, b->shadow + (a - b->lo), len, a) != (ssize_t)len)
+			break;
+	}
+}
+
+static size_t rnd_len(struct thr *t, size_t max)
+{
+	static const size_t caps[] = { 16, 4096, 4 * 4096, IO_MAX };
+	size_t cap = caps[rnd_below(t, 4)];
+
+	if (cap > max)
+		cap = max;
+	return 1 + rnd_below(t, cap);
+}
+
+/* A random byte range of the bytes that @b's thread owns. */
+static void pick_range(struct thr *t, struct buf *b, uint64_t *off, size_t *len)
+{
+	uint64_t span = b->hi - b->lo;
+
+	*len = rnd_len(t, min_u64(span, IO_MAX));
+	*off = b->lo + rnd_below(t, span - *len + 1);
+}
+
+static struct buf *pick_buf(struct thr *t, bool priv, bool need_fd,
+			    bool need_mapped)
+{
+	int cand[MAX_BUFS], n = 0, i;
+
+	for (i = 0; i < MAX_BUFS; i++) {
+		struct buf *b = &t->bufs[i];
+
+		if (!b->used || (priv && b->shared) ||
+		    (need_fd && b->fd < 0) || (need_mapped && !b->nmaps))
+			continue;
+		cand[n++] = i;
+	}
+	return n ? &t->bufs[cand[rnd_below(t, n)]] : NULL;
+}
+
+static struct map *pick_map(struct thr *t, bool writable, size_t min_pages)
+{
+	int cand[MAX_MAPS], n = 0, i;
+
+	for (i = 0; i < MAX_MAPS; i++) {
+		struct map *m = &t->maps[i];
+
+		if (!m->used || (writable && !m->writable) ||
+		    m->npages < min_pages)
+			continue;
+		cand[n++] = i;
+	}
+	return n ? &t->maps[cand[rnd_below(t, n)]] : NULL;
+}
+
+/* Pages [*first, *first + *nr) of @m: a run of mapped pages, at most @max. */
+static bool present_run(struct thr *t, struct map *m, size_t *first,
+			size_t *nr, size_t max)
+{
+	size_t p = rnd_below(t, m->npages), q, i;
+
+	for (i = 0; i < m->npages; i++, p = (p + 1) % m->npages) {
+		if (m->present[p])
+			break;
+	}
+	if (!m->present[p])
+		return false;
+	for (q = p + 1; q < m->npages && m->present[q] && q - p < max; q++)
+		;
+	*first = p;
+	*nr = q - p;
+	return true;
+}
+
+/* A random byte range that @m maps and that its thread owns. */
+static bool map_range(struct thr *t, struct map *m, uint64_t *off, size_t *len,
+		      size_t max)
+{
+	int tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		size_t p, nr;
+		uint64_t a, e;
+
+		if (!present_run(t, m, &p, &nr, IO_MAX / pg))
+			return false;
+		a = max_u64(m->off + p * pg, m->b->lo);
+		e = min_u64(m->off + (p + nr) * pg, m->b->hi);
+		if (a >= e)
+			continue;
+		*len = rnd_len(t, min_u64(e - a, max));
+		*off = a + rnd_below(t, e - a - *len + 1);
+		return true;
+	}
+	return false;
+}
+
+static unsigned char *map_addr(struct map *m, uint64_t off)
+{
+	return m->addr + (off - m->off);
+}
+
+/*
+ * munmap() the pages of [first, first + nr) of @m that are still mapped:
+ * its holes may hold other mappings by now, of this or another thread.
+ */
+static int unmap_pages(struct map *m, size_t first, size_t nr)
+{
+	size_t p = first, q;
+	int ret = 0;
+
+	while (p < first + nr) {
+		if (!m->present[p]) {
+			p++;
+			continue;
+		}
+		for (q = p; q < first + nr && m->present[q]; q++)
+			;
+		if (munmap(m->addr + p * pg, (q - p) * pg))
+			ret = -1;
+		memset(m->present + p, 0, q - p);
+		p = q;
+	}
+	return ret;
+}
+
+static void free_buf(struct buf *b)
+{
+	free(b->shadow);
+	memset(b, 0, sizeof(*b));
+	b->fd = -1;
+}
+
+static void drop_map(struct map *m)
+{
+	struct buf *b = m->b;
+
+	free(m->present);
+	memset(m, 0, sizeof(*m));
+	if (!--b->nmaps && b->fd < 0 && !b->shared)
+		free_buf(b);
+}
+
+/* Check every owned byte that @m still maps. */
+static void verify_map(struct thr *t, const char *op, struct map *m)
+{
+	size_t p;
+
+	for (p = 0; p < m->npages; p++) {
+		uint64_t a = max_u64(m->off + p * pg, m->b->lo);
+		uint64_t e = min_u64(m->off + (p + 1) * pg, m->b->hi);
+
+		if (m->present[p] && a < e)
+			check_bytes(t, op, m->b, a, map_addr(m, a), e - a);
+	}
+}
+
+static bool do_open(struct thr *t)
+{
+	struct buf *b = NULL;
+	int i, fd;
+
+	for (i = 1; i < MAX_BUFS && !b; i++) {
+		if (!t->bufs[i].used)
+			b = &t->bufs[i];
+	}
+	if (!b)
+		return false;
+	t->ops[OP_OPEN]++;
+	fd = open(dev, O_RDWR);
+	if (fd < 0) {
+		if (errno == ENOMEM) {
+			t->enomem++;
+			return true;
+		}
+		violation(t, "open %s: %s", dev, ename(errno));
+		return true;
+	}
+	b->shadow = calloc(1, default_size);
+	if (!b->shadow) {
+		violation(t, "open: out of memory for the shadow");
+		close(fd);
+		return true;
+	}
+	b->used = true;
+	b->fd = fd;
+	b->id = ++t->next_id;
+	b->size = b->hi = default_size;
+	b->lo = 0;
+	b->pos = 0;
+	/* A new buffer has the default size and is zeroed. */
+	if (get_size_ok(t, b, "open"))
+		verify_fd(t, "open (new buffer is zeroed)", b, 0, b->size);
+	else
+		resync(b);
+	return true;
+}
+
+static bool do_close(struct thr *t)
+{
+	struct buf *b = pick_buf(t, true, true, false);
+	int ret;
+
+	if (!b)
+		return false;
+	t->ops[OP_CLOSE]++;
+	ret = close(b->fd);
+	snprintf(t->what, sizeof(t->what), "close(buffer %u)", b->id);
+	expect(t, ret, errno, 0, 0);
+	b->fd = -1;
+	if (!b->nmaps)
+		free_buf(b);
+	return true;
+}
+
+static void do_mmap_bad(struct thr *t, struct buf *b)
+{
+	int prot = PROT_READ | PROT_WRITE, flags = MAP_SHARED, exp = EINVAL;
+	uint64_t off = 0;
+	size_t len = pg;
+	void *p;
+
+	switch (rnd_below(t, 4)) {
+	case 0:
+		flags = MAP_PRIVATE;
+		break;
+	case 1:
+		off = b->size;
+		break;
+	case 2:
+		off = b->size - pg;
+		len = 2 * pg;
+		break;
+	default:
+		prot = PROT_READ | PROT_EXEC;
+		exp = EPERM;
+		break;
+	}
+	t->ops[OP_MMAP_BAD]++;
+	p = mmap(NULL, len, prot, flags, b->fd, off);
+	snprintf(t->what, sizeof(t->what),
+		 "mmap(buffer %u of %" PRIu64 " bytes, %zu bytes at %" PRIu64 ", prot %#x, flags %#x)",
+		 b->id, b->size, len, off, prot, flags);
+	if (p != MAP_FAILED) {
+		expect(t, 0, 0, -1, exp);
+		munmap(p, len);
+		return;
+	}
+	expect(t, -1, errno, -1, exp);
+}
+
+static bool do_mmap(struct thr *t)
+{
+	struct buf *b = pick_buf(t, false, true, false);
+	struct map *m = NULL;
+	size_t np, pgoff, cnt;
+	bool writable;
+	int i;
+	void *p;
+
+	for (i = 0; i < MAX_MAPS && !m; i++) {
+		if (!t->maps[i].used)
+			m = &t->maps[i];
+	}
+	if (!b || !m)
+		return false;
+	if (!rnd_below(t, 10)) {
+		do_mmap_bad(t, b);
+		return true;
+	}
+	np = b->size / pg;
+	if (rnd_below(t, 2)) {
+		pgoff = 0;
+		cnt = np;
+	} else {
+		if (b->shared && rnd_below(t, 4))
+			pgoff = (b->lo + rnd_below(t, b->hi - b->lo)) / pg;
+		else
+			pgoff = rnd_below(t, np);
+		cnt = 1 + rnd_below(t, min_u64(np - pgoff, 64));
+	}
+	writable = rnd_below(t, 8);
+	t->ops[OP_MMAP]++;
+	p = mmap(NULL, cnt * pg, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+		 MAP_SHARED, b->fd, pgoff * pg);
+	if (p == MAP_FAILED) {
+		snprintf(t->what, sizeof(t->what),
+			 "mmap(buffer %u of %" PRIu64 " bytes, %zu pages at page %zu)",
+			 b->id, b->size, cnt, pgoff);
+		expect(t, -1, errno, 0, 0);
+		return true;
+	}
+	m->present = malloc(cnt);
+	if (!m->present) {
+		violation(t, "mmap: out of memory");
+		munmap(p, cnt * pg);
+		return true;
+	}
+	memset(m->present, 1, cnt);
+	m->used = true;
+	m->writable = writable;
+	m->b = b;
+	m->addr = p;
+	m->off = pgoff * pg;
+	m->npages = cnt;
+	b->nmaps++;
+	return true;
+}
+
+static bool do_munmap(struct thr *t)
+{
+	struct map *m = pick_map(t, false, 1);
+	int ret;
+
+	if (!m)
+		return false;
+	t->ops[OP_MUNMAP]++;
+	ret = unmap_pages(m, 0, m->npages);
+	snprintf(t->what, sizeof(t->what), "munmap(%zu pages of buffer %u)",
+		 m->npages, m->b->id);
+	expect(t, ret, errno, 0, 0);
+	drop_map(m);
+	return true;
+}
+
+static bool do_munmap_part(struct thr *t)
+{
+	struct map *m = pick_map(t, false, 2);
+	size_t first, nr, p;
+	int ret;
+
+	if (!m)
+		return false;
+	first = rnd_below(t, m->npages);
+	nr = 1 + rnd_below(t, m->npages - first);
+	if (nr == m->npages)
+		nr--;
+	t->ops[OP_MUNMAP_PART]++;
+	ret = unmap_pages(m, first, nr);
+	snprintf(t->what, sizeof(t->what),
+		 "munmap(pages %zu-%zu of a %zu-page mapping of buffer %u)",
+		 first, first + nr - 1, m->npages, m->b->id);
+	expect(t, ret, errno, 0, 0);
+	for (p = 0; p < m->npages; p++) {
+		if (m->present[p])
+			break;
+	}
+	if (p == m->npages) {
+		drop_map(m);
+	} else if (!rnd_below(t, 4)) {
+		/* The rest is still mapped: not a resize away. */
+		verify_map(t, "munmap (partial): rest of the mapping", m);
+	}
+	return true;
+}
+
+static bool do_mremap(struct thr *t)
+{
+	struct map *m = pick_map(t, false, 2);
+	size_t first, nr, keep;
+	void *old, *p;
+
+	if (!m || !present_run(t, m, &first, &nr, m->npages) || nr < 2)
+		return false;
+	old = m->addr + first * pg;
+	t->ops[OP_MREMAP]++;
+	/* The mapping cannot grow: VM_DONTEXPAND. */
+	p = mremap(old, nr * pg, (nr + 1) * pg, MREMAP_MAYMOVE);
+	snprintf(t->what, sizeof(t->what),
+		 "mremap(grow %zu to %zu pages of buffer %u)", nr, nr + 1,
+		 m->b->id);
+	if (p != MAP_FAILED) {
+		expect(t, 0, 0, -1, EFAULT);
+		/* It moved and grew: forget this mapping. */
+		munmap(p, (nr + 1) * pg);
+		memset(m->present + first, 0, nr);
+		unmap_pages(m, 0, m->npages);
+		drop_map(m);
+		return true;
+	}
+	expect(t, -1, errno, -1, EFAULT);
+
+	keep = 1 + rnd_below(t, nr - 1);
+	p = mremap(old, nr * pg, keep * pg, 0);
+	snprintf(t->what, sizeof(t->what),
+		 "mremap(shrink %zu to %zu pages of buffer %u)", nr, keep,
+		 m->b->id);
+	if (p != old) {
+		expect(t, p == MAP_FAILED ? -1 : 1, errno, 0, 0);
+		return true;
+	}
+	memset(m->present + first + keep, 0, nr - keep);
+	if (!rnd_below(t, 2))
+		verify_map(t, "mremap (shrink): what is left", m);
+	return true;
+}
+
+static bool do_madvise(struct thr *t)
+{
+	struct map *m = pick_map(t, false, 1);
+	size_t first, nr, p;
+	int ret;
+
+	if (!m || !present_run(t, m, &first, &nr, 64))
+		return false;
+	t->ops[OP_MADVISE]++;
+	ret = madvise(m->addr + first * pg, nr * pg, MADV_DONTNEED);
+	snprintf(t->what, sizeof(t->what),
+		 "madvise(DONTNEED, %zu pages of buffer %u)", nr, m->b->id);
+	expect(t, ret, errno, 0, 0);
+	/* The data is in the buffer, not in the page tables. */
+	for (p = first; p < first + nr; p++) {
+		uint64_t a = max_u64(m->off + p * pg, m->b->lo);
+		uint64_t e = min_u64(m->off + (p + 1) * pg, m->b->hi);
+
+		if (a < e)
+			check_bytes(t, "madvise(DONTNEED): refault", m->b, a,
+				    map_addr(m, a), e - a);
+	}
+	return true;
+}
+
+static bool do_load(struct thr *t)
+{
+	struct map *m = pick_map(t, false, 1);
+	uint64_t off;
+	size_t len;
+
+	if (!m || !map_range(t, m, &off, &len, IO_MAX))
+		return false;
+	t->ops[OP_LOAD]++;
+	check_bytes(t, "load through mapping", m->b, off, map_addr(m, off), len);
+	return true;
+}
+
+static bool do_store(struct thr *t)
+{
+	struct map *m = pick_map(t, true, 1);
+	uint64_t off;
+	size_t len;
+
+	if (!m || !map_range(t, m, &off, &len, IO_MAX))
+		return false;
+	t->ops[OP_STORE]++;
+	fill(t->io, len, rnd(t));
+	memcpy(map_addr(m, off), t->io, len);
+	memcpy(m->b->shadow + (off - m->b->lo), t->io, len);
+	return true;
+}
+
+/* pread() or read(): @positional selects, @b is private for read(). */
+static void do_read_common(struct thr *t, struct buf *b, bool positional)
+{
+	const char *op = positional ? "pread" : "read";
+	uint64_t off, avail;
+	size_t len;
+	ssize_t n;
+	long exp;
+
+	if (!positional) {
+		off = b->pos;
+		len = rnd_len(t, IO_MAX);
+	} else {
+		switch (rnd_below(t, 10)) {
+		case 0:		/* at or after the end: 0 */
+			off = b->size + rnd_below(t, 3) * (rnd_below(t, 2) ? pg : 1);
+			len = rnd_len(t, IO_MAX);
+			break;
+		case 1:		/* bad user memory: EFAULT */
+			pick_range(t, b, &off, &len);
+			n = pread(b->fd, NULL, len, off);
+			snprintf(t->what, sizeof(t->what),
+				 "pread(buffer %u, NULL, %zu, %" PRIu64 ")",
+				 b->id, len, off);
+			expect(t, n, errno, -1, EFAULT);
+			return;
+		case 2:		/* across the end: short */
+			if (!b->shared) {
+				len = 2 + rnd_below(t, 2 * pg);
+				off = b->size - min_u64(b->size, 1 + rnd_below(t, len - 1));
+				break;
+			}
+			/* fall through */
+		default:
+			pick_range(t, b, &off, &len);
+			break;
+		}
+	}
+	avail = off >= b->size ? 0 : b->size - off;
+	exp = min_u64(len, avail);
+	n = positional ? pread(b->fd, t->io, len, off) : read(b->fd, t->io, len);
+	snprintf(t->what, sizeof(t->what),
+		 "%s(buffer %u of %" PRIu64 " bytes, %zu bytes at %" PRIu64 ")",
+		 op, b->id, b->size, len, off);
+	if (!expect(t, n, errno, exp, 0)) {
+		if (n < 0)
+			return;
+		if (!positional)
+			b->pos += n;
+		exp = min_u64(n, avail);
+	} else if (!positional) {
+		b->pos += n;
+	}
+	/* Only the bytes this thread owns can be checked. */
+	if (exp > 0) {
+		uint64_t a = max_u64(off, b->lo), e = min_u64(off + exp, b->hi);
+
+		if (a < e)
+			check_bytes(t, op, b, a, t->io + (a - off), e - a);
+	}
+}
+
+static bool do_pread(struct thr *t)
+{
+	struct buf *b = pick_buf(t, false, true, false);
+
+	if (!b)
+		return false;
+	t->ops[OP_PREAD]++;
+	do_read_common(t, b, true);
+	return true;
+}
+
+static bool do_read(struct thr *t)
+{
+	struct buf *b = pick_buf(t, true, true, false);
+
+	if (!b)
+		return false;
+	t->ops[OP_READ]++;
+	do_read_common(t, b, false);
+	return true;
+}
+
+static void do_write_common(struct thr *t, struct buf *b, bool positional)
+{
+	const char *op = positional ? "pwrite" : "write";
+	uint64_t off;
+	size_t len;
+	ssize_t n;
+	long exp;
+	int err;
+
+	if (!positional) {
+		off = b->pos;
+		len = rnd_len(t, IO_MAX);
+		if (!rnd_below(t, 20))
+			len = 0;
+	} else {
+		switch (rnd_below(t, 10)) {
+		case 0:		/* at or after the end: ENOSPC */
+			off = b->size + rnd_below(t, 3) * (rnd_below(t, 2) ? pg : 1);
+			len = rnd_len(t, IO_MAX);
+			break;
+		case 1:		/* bad user memory: EFAULT, nothing written */
+			pick_range(t, b, &off, &len);
+			n = pwrite(b->fd, NULL, len, off);
+			snprintf(t->what, sizeof(t->what),
+				 "pwrite(buffer %u, NULL, %zu, %" PRIu64 ")",
+				 b->id, len, off);
+			expect(t, n, errno, -1, EFAULT);
+			return;
+		case 2:		/* nothing, anywhere: 0 */
+			off = rnd_below(t, b->size + 2 * pg);
+			len = 0;
+			break;
+		case 3:		/* across the end: short */
+			if (!b->shared) {
+				len = 2 + rnd_below(t, 2 * pg);
+				off = b->size - min_u64(b->size, 1 + rnd_below(t, len - 1));
+				break;
+			}
+			/* fall through */
+		default:
+			pick_range(t, b, &off, &len);
+			break;
+		}
+	}
+	if (!len)
+		exp = 0;
+	else if (off >= b->size)
+		exp = -1;
+	else
+		exp = min_u64(len, b->size - off);
+	fill(t->io, len, rnd(t));
+	n = positional ? pwrite(b->fd, t->io, len, off) : write(b->fd, t->io, len);
+	err = errno;
+	snprintf(t->what, sizeof(t->what),
+		 "%s(buffer %u of %" PRIu64 " bytes, %zu bytes at %" PRIu64 ")",
+		 op, b->id, b->size, len, off);
+	if (!expect(t, n, err, exp, ENOSPC)) {
+		resync(b);
+		if (!positional && n > 0)
+			b->pos += n;
+		return;
+	}
+	if (n > 0) {
+		memcpy(b->shadow + (off - b->lo), t->io, n);
+		if (!positional)
+			b->pos += n;
+	}
+}
+
+static bool do_pwrite(struct thr *t)
+{
+	struct buf *b = pick_buf(t, false, true, false);
+
+	if (!b)
+		return false;
+	t->ops[OP_PWRITE]++;
+	do_write_common(t, b, true);
+	return true;
+}
+
+static bool do_write(struct thr *t)
+{
+	struct buf *b = pick_buf(t, true, true, false);
+
+	if (!b)
+		return false;
+	t->ops[OP_WRITE]++;
+	do_write_common(t, b, false);
+	return true;
+}
+
+static bool do_lseek(struct thr *t)
+{
+	struct buf *b = pick_buf(t, true, true, false);
+	int64_t size, pos, off, exp;
+	int whence;
+	off_t ret;
+
+	if (!b || rnd_below(t, 8) == 0) {
+		/* The shared buffer: only what does not need its position. */
+		b = &t->bufs[0];
+		t->ops[OP_LSEEK]++;
+		ret = lseek(b->fd, 0, SEEK_END);
+		snprintf(t->what, sizeof(t->what), "lseek(shared, 0, SEEK_END)");
+		expect(t, ret, errno, b->size, 0);
+		ret = lseek(b->fd, b->size + 1, SEEK_SET);
+		snprintf(t->what, sizeof(t->what), "lseek(shared, size + 1, SEEK_SET)");
+		expect(t, ret, errno, -1, EINVAL);
+		return true;
+	}
+	t->ops[OP_LSEEK]++;
+	size = b->size;
+	pos = b->pos;
+	/* The target: mostly inside, often near or at the end, or outside. */
+	switch (rnd_below(t, 10)) {
+	case 0:
+		exp = size;
+		break;
+	case 1:
+	case 2:
+		exp = size - min_u64(size, rnd_below(t, 2 * pg));
+		break;
+	case 3:
+		exp = size + 1 + rnd_below(t, pg);
+		break;
+	case 4:
+		exp = -1 - (int64_t)rnd_below(t, pg);
+		break;
+	default:
+		exp = rnd_below(t, size);
+		break;
+	}
+	switch (rnd_below(t, 8)) {
+	case 0:
+	case 1:
+		whence = SEEK_SET;
+		off = exp;
+		break;
+	case 2:
+	case 3:
+		whence = SEEK_CUR;
+		off = exp - pos;
+		if (!rnd_below(t, 8))
+			off = 0;
+		break;
+	case 4:
+	case 5:
+		whence = SEEK_END;
+		off = exp - size;
+		break;
+	case 6:
+		whence = rnd_below(t, 2) ? SEEK_DATA : SEEK_HOLE;
+		off = exp;
+		break;
+	default:
+		whence = 5 + rnd_below(t, 100);
+		off = exp;
+		break;
+	}
+	if (whence == SEEK_CUR && !off)
+		exp = pos;	/* even past the end after a shrink */
+	else if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END)
+		exp = -1;
+	else if (exp < 0 || exp > size)
+		exp = -1;
+	ret = lseek(b->fd, off, whence);
+	snprintf(t->what, sizeof(t->what),
+		 "lseek(buffer %u of %" PRId64 " bytes at %" PRId64 ", %" PRId64 ", whence %d)",
+		 b->id, size, pos, off, whence);
+	if (expect(t, ret, errno, exp, EINVAL)) {
+		if (ret >= 0)
+			b->pos = ret;
+	} else {
+		ret = lseek(b->fd, 0, SEEK_CUR);
+		if (ret >= 0)
+			b->pos = ret;
+	}
+	ret = lseek(b->fd, 0, SEEK_CUR);
+	snprintf(t->what, sizeof(t->what),
+		 "lseek(buffer %u, 0, SEEK_CUR) after a seek", b->id);
+	if (!expect(t, ret, errno, b->pos, 0) && ret >= 0)
+		b->pos = ret;
+	return true;
+}
+
+static bool do_get_size(struct thr *t)
+{
+	struct buf *b = pick_buf(t, false, true, false);
+
+	if (!b)
+		return false;
+	t->ops[OP_GET_SIZE]++;
+	get_size_ok(t, b, "GET_SIZE");
+	return true;
+}
+
+static int set_size(struct buf *b, uint64_t size)
+{
+	__u64 v = size;
+
+	return ioctl(b->fd, MMAP_BUF_SET_SIZE, &v);
+}
+
+/* A resize that must fail with EBUSY: something maps @b. */
+static void resize_busy(struct thr *t, struct buf *b, const char *why)
+{
+	uint64_t want = rnd_below(t, 2) ? b->size :
+			pg * (1 + rnd_below(t, MAX_PRIV_SIZE / pg));
+	int ret = set_size(b, want);
+
+	snprintf(t->what, sizeof(t->what),
+		 "SET_SIZE(buffer %u from %" PRIu64 " to %" PRIu64 " bytes) while %s",
+		 b->id, b->size, want, why);
+	if (!expect(t, ret, errno, -1, EBUSY))
+		resync(b);
+	get_size_ok(t, b, "SET_SIZE (EBUSY)");
+}
+
+/* A resize of @b, which nothing maps: the caller excludes forks. */
+static void resize_unmapped(struct thr *t, struct buf *b)
+{
+	uint64_t old = b->size, want, size, keep;
+	unsigned char *s;
+	int ret, err;
+
+	if (!rnd_below(t, 10)) {
+		const uint64_t bad[] = { 0, UINT64_MAX, max_size + 1 };
+
+		want = bad[rnd_below(t, max_size ? 3 : 2)];
+		t->ops[OP_RESIZE_EINVAL]++;
+		ret = set_size(b, want);
+		snprintf(t->what, sizeof(t->what),
+			 "SET_SIZE(buffer %u to %" PRIu64 " bytes)", b->id, want);
+		if (!expect(t, ret, errno, -1, EINVAL))
+			resync(b);
+		get_size_ok(t, b, "SET_SIZE (EINVAL)");
+		return;
+	}
+	switch (rnd_below(t, 5)) {
+	case 0:
+	case 1:
+		want = pg * (1 + rnd_below(t, MAX_PRIV_SIZE / pg));
+		break;
+	case 2:
+		want = 1 + rnd_below(t, MAX_PRIV_SIZE);
+		break;
+	case 3:
+		want = old;
+		break;
+	default:
+		want = rnd_below(t, 2) || old == pg ? old + pg : old - pg;
+		break;
+	}
+	if (max_size && want > max_size)
+		want = max_size;
+	size = (want + pg - 1) / pg * pg;
+	t->ops[OP_RESIZE]++;
+	ret = set_size(b, want);
+	err = errno;
+	snprintf(t->what, sizeof(t->what),
+		 "SET_SIZE(buffer %u from %" PRIu64 " to %" PRIu64 " bytes), unmapped",
+		 b->id, old, want);
+	if (ret && err == ENOMEM) {
+		t->enomem++;
+		get_size_ok(t, b, "SET_SIZE (ENOMEM)");
+		return;
+	}
+	if (!expect(t, ret, err, 0, 0)) {
+		resync(b);
+		return;
+	}
+	s = realloc(b->shadow, size);
+	if (!s) {
+		violation(t, "resize: out of memory for the shadow");
+		exit(1);
+	}
+	if (size > old)
+		memset(s + old, 0, size - old);
+	b->shadow = s;
+	b->size = b->hi = size;
+	if (!get_size_ok(t, b, "SET_SIZE (ok)")) {
+		resync(b);
+		return;
+	}
+	/* The grown part is zero; the kept part is what it was. */
+	keep = min_u64(old, size);
+	if (size > old)
+		verify_fd(t, "SET_SIZE (ok): grown part", b, old, size);
+	verify_fd(t, "SET_SIZE (ok): last kept page", b, keep - pg, keep);
+	if (keep > IO_MAX) {
+		uint64_t a = rnd_below(t, keep - IO_MAX) & ~(uint64_t)(pg - 1);
+
+		verify_fd(t, "SET_SIZE (ok): kept part", b, a, a + IO_MAX);
+	} else {
+		verify_fd(t, "SET_SIZE (ok): kept part", b, 0, keep);
+	}
+}
+
+static bool do_resize(struct thr *t)
+{
+	struct buf *b;
+
+	/* The shared buffer, while this thread maps it. */
+	if (t->bufs[0].nmaps && !rnd_below(t, 4)) {
+		t->ops[OP_RESIZE_EBUSY]++;
+		resize_busy(t, &t->bufs[0], "this thread maps it");
+		return true;
+	}
+	b = pick_buf(t, true, true, false);
+	if (!b)
+		return false;
+	if (b->nmaps) {
+		t->ops[OP_RESIZE_EBUSY]++;
+		resize_busy(t, b, "this thread maps it");
+		return true;
+	}
+	pthread_rwlock_wrlock(&t->p->fork_lock);
+	resize_unmapped(t, b);
+	pthread_rwlock_unlock(&t->p->fork_lock);
+	return true;
+}
+
+static void __attribute__((noreturn))
+child_main(struct thr *t, int rfd, const struct plan *plan, int nplan)
+{
+	uint64_t off;
+	size_t len;
+	ssize_t n;
+	char c;
+	int i;
+
+	t->child = getpid();
+	t->violations = 0;
+	if (read(rfd, &c, 1) != 1)
+		_exit(3);
+	/* What it inherited is the same as the parent's. */
+	for (i = 0; i < MAX_MAPS; i++) {
+		struct map *m = &t->maps[i];
+
+		if (m->used && map_range(t, m, &off, &len, IO_MAX))
+			check_bytes(t, "fork child: load through inherited mapping",
+				    m->b, off, map_addr(m, off), len);
+	}
+	for (i = 0; i < MAX_BUFS; i++) {
+		struct buf *b = &t->bufs[i];
+
+		if (!b->used || b->fd < 0)
+			continue;
+		pick_range(t, b, &off, &len);
+		verify_fd(t, "fork child: pread through inherited file", b, off,
+			  off + len);
+		get_size_ok(t, b, "fork child");
+		/* The child maps it too: EBUSY. */
+		if (!b->shared && b->nmaps)
+			resize_busy(t, b, "the fork child maps it");
+	}
+	for (i = 0; i < nplan; i++) {
+		const struct plan *pl = &plan[i];
+
+		fill(t->io, pl->len, pl->seed);
+		if (pl->m) {
+			memcpy(map_addr(pl->m, pl->off), t->io, pl->len);
+			continue;
+		}
+		n = pwrite(pl->b->fd, t->io, pl->len, pl->off);
+		snprintf(t->what, sizeof(t->what),
+			 "fork child: pwrite(buffer %u, %zu bytes at %" PRIu64 ")",
+			 pl->b->id, pl->len, pl->off);
+		expect(t, n, errno, pl->len, 0);
+	}
+	_exit(t->violations ? 1 : 0);
+}
+
+static bool do_fork(struct thr *t)
+{
+	struct plan plan[MAX_PLAN];
+	int nplan = 0, i, pfd[2], status;
+	struct buf *busy;
+	pid_t pid;
+	char c = 0;
+
+	/* What the child is to write, for the parent to know. */
+	for (i = 0; i < MAX_PLAN; i++) {
+		struct plan *pl = &plan[nplan];
+
+		if (rnd_below(t, 2)) {
+			struct map *m = pick_map(t, true, 1);
+
+			if (!m || !map_range(t, m, &pl->off, &pl->len, IO_MAX))
+				continue;
+			pl->m = m;
+			pl->b = m->b;
+		} else {
+			pl->m = NULL;
+			pl->b = pick_buf(t, false, true, false);
+			pick_range(t, pl->b, &pl->off, &pl->len);
+		}
+		pl->seed = rnd(t);
+		nplan++;
+	}
+	if (pipe(pfd)) {
+		violation(t, "fork: pipe: %s", ename(errno));
+		return true;
+	}
+	t->ops[OP_FORK]++;
+	pthread_rwlock_rdlock(&t->p->fork_lock);
+	pid = fork();
+	if (pid < 0) {
+		pthread_rwlock_unlock(&t->p->fork_lock);
+		violation(t, "fork: %s", ename(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		return true;
+	}
+	if (!pid) {
+		close(pfd[1]);
+		child_main(t, pfd[0], plan, nplan);
+	}
+	close(pfd[0]);
+
+	/* Unmapped here but mapped in the child: still EBUSY. */
+	busy = pick_buf(t, true, true, true);
+	if (busy && rnd_below(t, 2)) {
+		for (i = 0; i < MAX_MAPS; i++) {
+			struct map *m = &t->maps[i];
+
+			if (m->used && m->b == busy) {
+				if (unmap_pages(m, 0, m->npages))
+					violation(t, "fork: munmap: %s", ename(errno));
+				drop_map(m);
+			}
+		}
+		t->ops[OP_FORK_EBUSY]++;
+		resize_busy(t, busy, "only a fork child maps it");
+	}
+	if (write(pfd[1], &c, 1) != 1)
+		violation(t, "fork: write to pipe: %s", ename(errno));
+	close(pfd[1]);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			violation(t, "fork: waitpid: %s", ename(errno));
+			status = 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&t->p->fork_lock);
+	if (WIFSIGNALED(status))
+		violation(t, "fork: child %d killed by signal %d (%s)", (int)pid,
+			  WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else if (WEXITSTATUS(status))
+		violation(t, "fork: child %d exited with status %d (its violations above)",
+			  (int)pid, WEXITSTATUS(status));
+
+	/* The child's writes are in the parent's buffers. */
+	for (i = 0; i < nplan; i++) {
+		fill(t->io, plan[i].len, plan[i].seed);
+		memcpy(plan[i].b->shadow + (plan[i].off - plan[i].b->lo), t->io,
+		       plan[i].len);
+	}
+	for (i = 0; i < nplan; i++) {
+		const struct plan *pl = &plan[i];
+
+		if (pl->b->fd >= 0)
+			verify_fd(t, "fork: what the child wrote", pl->b, pl->off,
+				  pl->off + pl->len);
+		else
+			check_bytes(t, "fork: what the child wrote", pl->b, pl->off,
+				    map_addr(pl->m, pl->off), pl->len);
+	}
+	return true;
+}
+
+static bool do_op(struct thr *t, enum op op)
+{
+	cur_op = op_names[op];
+	switch (op) {
+	case OP_OPEN: return do_open(t);
+	case OP_CLOSE: return do_close(t);
+	case OP_MMAP: return do_mmap(t);
+	case OP_MUNMAP: return do_munmap(t);
+	case OP_MUNMAP_PART: return do_munmap_part(t);
+	case OP_MREMAP: return do_mremap(t);
+	case OP_MADVISE: return do_madvise(t);
+	case OP_FORK: return do_fork(t);
+	case OP_READ: return do_read(t);
+	case OP_PREAD: return do_pread(t);
+	case OP_WRITE: return do_write(t);
+	case OP_PWRITE: return do_pwrite(t);
+	case OP_LOAD: return do_load(t);
+	case OP_STORE: return do_store(t);
+	case OP_LSEEK: return do_lseek(t);
+	case OP_GET_SIZE: return do_get_size(t);
+	case OP_RESIZE: return do_resize(t);
+	default: return false;
+	}
+}
+
+static enum op pick_op(struct thr *t)
+{
+	unsigned int total = 0, r;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(op_weights); i++)
+		total += op_weights[i].weight;
+	r = rnd_below(t, total);
+	for (i = 0; r >= op_weights[i].weight; i++)
+		r -= op_weights[i].weight;
+	return op_weights[i].op;
+}
+
+/* Check everything once more, unmap and close. */
+static void teardown(struct thr *t)
+{
+	int i;
+
+	for (i = 0; i < MAX_MAPS; i++) {
+		struct map *m = &t->maps[i];
+
+		if (!m->used)
+			continue;
+		verify_map(t, "final check through mapping", m);
+		if (unmap_pages(m, 0, m->npages))
+			violation(t, "final munmap: %s", ename(errno));
+		drop_map(m);
+	}
+	for (i = 0; i < MAX_BUFS; i++) {
+		struct buf *b = &t->bufs[i];
+
+		if (!b->used)
+			continue;
+		if (b->fd >= 0) {
+			get_size_ok(t, b, "final check");
+			verify_fd(t, "final check with pread", b, b->lo, b->hi);
+			if (!b->shared)
+				close(b->fd);
+		}
+		free_buf(b);
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	struct thr *t = arg;
+	struct stats *st = t->p->st;
+	uint64_t n = 0;
+	int i;
+
+	while (!time_up()) {
+		if (!do_op(t, pick_op(t)))
+			continue;
+		n++;
+#ifdef STRESS_SELFTEST_CORRUPT
+		if (t->p->idx == 0 && t->idx == 0 && n == 100) {
+			struct buf *b = &t->bufs[0];
+
+			b->shadow[pg + 7] ^= 0x5a;
+			fprintf(stderr, "stress: selftest: p0 t0 corrupts its shadow of buffer 0 at offset %" PRIu64 "\n",
+				b->lo + pg + 7);
+		}
+#endif
+	}
+	teardown(t);
+	for (i = 0; i < NR_OPS; i++)
+		__atomic_add_fetch(&st->ops[i], t->ops[i], __ATOMIC_RELAXED);
+	__atomic_add_fetch(&st->enomem, t->enomem, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&st->threads_done, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void __attribute__((noreturn)) proc_main(int idx, struct stats *st)
+{
+	pthread_rwlockattr_t attr;
+	struct proc p = { .idx = idx, .st = st };
+	struct thr *thr, setup = { .p = &p, .idx = -1 };
+	__u64 size = 0;
+	int i, ret;
+
+	proc_stats = st;
+	setup.io = malloc(IO_MAX);
+	thr = calloc(nthreads, sizeof(*thr));
+	if (!setup.io || !thr) {
+		fprintf(stderr, "stress: p%d: out of memory\n", idx);
+		exit(1);
+	}
+	p.sfd = open(dev, O_RDWR);
+	if (p.sfd < 0 || ioctl(p.sfd, MMAP_BUF_GET_SIZE, &size)) {
+		fprintf(stderr, "stress: p%d: open %s: %s\n", idx, dev,
+			strerror(errno));
+		exit(1);
+	}
+	if (size != default_size)
+		violation(&setup, "open: GET_SIZE %llu, expected the default %" PRIu64,
+			  (unsigned long long)size, default_size);
+	/* At least four pages per thread. */
+	p.slice = size / nthreads / pg * pg;
+	if (p.slice < 4 * pg) {
+		p.slice = 4 * pg;
+		size = p.slice * nthreads;
+		if (ioctl(p.sfd, MMAP_BUF_SET_SIZE, &size))
+			violation(&setup, "SET_SIZE of an unmapped buffer to %llu: %s",
+				  (unsigned long long)size, ename(errno));
+	}
+	p.ssize = size;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&p.fork_lock, &attr);
+
+	for (i = 0; i < nthreads; i++) {
+		struct thr *t = &thr[i];
+		struct buf *b = &t->bufs[0];
+		int j;
+
+		t->p = &p;
+		t->idx = i;
+		t->rng = seed ^ ((uint64_t)idx << 32 | (uint64_t)i << 16);
+		splitmix64(&t->rng);
+		t->io = malloc(IO_MAX);
+		for (j = 0; j < MAX_BUFS; j++)
+			t->bufs[j].fd = -1;
+		b->used = true;
+		b->shared = true;
+		b->fd = p.sfd;
+		b->size = p.ssize;
+		b->lo = i * p.slice;
+		b->hi = b->lo + p.slice;
+		b->shadow = calloc(1, p.slice);
+		if (!t->io || !b->shadow) {
+			fprintf(stderr, "stress: p%d: out of memory\n", idx);
+			exit(1);
+		}
+		/* A new buffer is zeroed. */
+		verify_fd(t, "open (new shared buffer is zeroed)", b, b->lo, b->hi);
+	}
+	for (i = 0; i < nthreads; i++) {
+		ret = pthread_create(&thr[i].tid, NULL, thread_main, &thr[i]);
+		if (ret) {
+			fprintf(stderr, "stress: p%d: pthread_create: %s\n", idx,
+				strerror(ret));
+			exit(1);
+		}
+	}
+	for (i = 0; i < nthreads; i++)
+		pthread_join(thr[i].tid, NULL);
+
+	/* Nobody wrote past the last slice. */
+	{
+		struct buf tail = {
+			.fd = p.sfd, .lo = p.slice * nthreads, .hi = p.ssize,
+			.size = p.ssize,
+		};
+
+		tail.shadow = calloc(1, tail.hi - tail.lo + 1);
+		if (tail.shadow)
+			verify_fd(&setup, "final check of the unowned tail", &tail,
+				  tail.lo, tail.hi);
+		free(tail.shadow);
+	}
+	close(p.sfd);
+	exit(0);
+}
+
+static uint64_t read_param(const char *name)
+{
+	char path[128];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/mmap_buf/parameters/%s", name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"Usage: %s [-p PROCS] [-t THREADS] [-d SECONDS] [-s SEED] [DEVICE]\n"
+		"Stress DEVICE (default /dev/mmap_buf) with PROCS processes (2) of\n"
+		"THREADS threads (4) for SECONDS (20), from SEED (%#" PRIx64 ").\n"
+		"Prints TAP; exits 0 only if no invariant was violated.\n",
+		prog, seed);
+}
+
+static double elapsed(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) + (b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	struct stats total = { 0 }, *st;
+	struct sigaction sa = { 0 };
+	int opt, i, j, fd, live, finished = 0, threads_done = 0, ntap = 0;
+	bool all_ran = true, ok;
+	struct timespec now;
+	uint64_t ops = 0;
+	pid_t *pids;
+	__u64 size;
+	double secs;
+	char *end;
+
+	while ((opt = getopt(argc, argv, "p:t:d:s:h")) != -1) {
+		switch (opt) {
+		case 'p':
+			nprocs = strtol(optarg, &end, 0);
+			if (*end || nprocs < 1 || nprocs > 64)
+				goto bad;
+			break;
+		case 't':
+			nthreads = strtol(optarg, &end, 0);
+			if (*end || nthreads < 1 || nthreads > 64)
+				goto bad;
+			break;
+		case 'd':
+			duration = strtoul(optarg, &end, 0);
+			if (*end || duration < 1 || duration > 86400)
+				goto bad;
+			break;
+		case 's':
+			seed = strtoull(optarg, &end, 0);
+			if (*end)
+				goto bad;
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return 0;
+		default:
+			goto bad;
+		}
+	}
+	if (optind < argc - 1)
+		goto bad;
+	if (optind == argc - 1)
+		dev = argv[optind];
+	pg = sysconf(_SC_PAGESIZE);
+	sa.sa_sigaction = fatal_signal;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+
+	printf("TAP version 13\n1..4\n");
+	fd = open(dev, O_RDWR);
+	if (fd < 0 || ioctl(fd, MMAP_BUF_GET_SIZE, &size)) {
+		printf("Bail out! %s: %s\n", dev, strerror(errno));
+		return 1;
+	}
+	close(fd);
+	default_size = size;
+	max_size = read_param("max_size");
+	printf("# stress: %s, %d processes x %d threads, %u s, seed %#" PRIx64 "\n",
+	       dev, nprocs, nthreads, duration, seed);
+	printf("# buffer: default size %" PRIu64 " bytes, max_size %" PRIu64 "%s\n",
+	       default_size, max_size, max_size ? "" : " (unknown)");
+	fflush(stdout);
+
+	st = mmap(NULL, nprocs * sizeof(*st), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pids = calloc(nprocs, sizeof(*pids));
+	if (st == MAP_FAILED || !pids) {
+		printf("Bail out! out of memory\n");
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t_start);
+	t_end = t_start;
+	t_end.tv_sec += duration;
+	for (i = 0; i < nprocs; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0) {
+			printf("Bail out! fork: %s\n", strerror(errno));
+			break;
+		}
+		if (!pids[i])
+			proc_main(i, &st[i]);
+	}
+
+	/* Reap them; kill those still running long after the end. */
+	for (live = i; live > 0;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+
+		if (pid > 0) {
+			live--;
+			for (j = 0; j < nprocs && pids[j] != pid; j++)
+				;
+			if (j < nprocs)
+				pids[j] = 0;
+			if (j < nprocs && WIFEXITED(status) && !WEXITSTATUS(status)) {
+				finished++;
+			} else if (j < nprocs) {
+				printf("# process %d: %s %d\n", j,
+				       WIFSIGNALED(status) ? "killed by signal" : "exit status",
+				       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			}
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > t_end.tv_sec + GRACE_SECS) {
+			printf("# processes still running %d s after the end: killed\n",
+			       GRACE_SECS);
+			for (j = 0; j < nprocs; j++) {
+				if (pids[j] > 0)
+					kill(pids[j], SIGKILL);
+			}
+			t_end.tv_sec += 3600;
+		}
+		usleep(50000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	secs = elapsed(&t_start, &now);
+
+	for (i = 0; i < nprocs; i++) {
+		for (j = 0; j < NR_OPS; j++)
+			total.ops[j] += st[i].ops[j];
+		total.violations += st[i].violations;
+		total.enomem += st[i].enomem;
+		threads_done += st[i].threads_done;
+	}
+	for (j = 0; j < NR_OPS; j++)
+		ops += total.ops[j];
+
+	printf("# duration %.1f s, %" PRIu64 " operations, %.0f ops/s\n", secs,
+	       ops, secs > 0 ? ops / secs : 0);
+	for (j = 0; j < NR_OPS; j++) {
+		printf("#   %-24s %10" PRIu64 "\n", op_names[j], total.ops[j]);
+		if (!total.ops[j])
+			all_ran = false;
+	}
+	if (total.enomem)
+		printf("# ENOMEM (allowed, not a violation): %" PRIu64 "\n",
+		       total.enomem);
+	printf("# violations: %" PRIu64 "\n", total.violations);
+	printf("# processes finished: %d of %d, threads: %d of %d\n", finished,
+	       nprocs, threads_done, nprocs * nthreads);
+
+	ok = true;
+	printf("%sok %d - 0 invariant violations\n",
+	       total.violations ? "not " : "", ++ntap);
+	ok &= !total.violations;
+	printf("%sok %d - every process and thread finished\n",
+	       finished == nprocs && threads_done == nprocs * nthreads ? "" : "not ",
+	       ++ntap);
+	ok &= finished == nprocs && threads_done == nprocs * nthreads;
+	printf("%sok %d - ops/s > 0\n", ops && secs > 0 ? "" : "not ", ++ntap);
+	ok &= ops && secs > 0;
+	printf("%sok %d - every kind of operation ran at least once\n",
+	       all_ran ? "" : "not ", ++ntap);
+	ok &= all_ran;
+	return ok ? 0 : 1;
+bad:
+	usage(stderr, argv[0]);
+	return 2;
+}
