@@ -888,28 +888,6 @@ static void do_read_common(struct thr *t, struct buf *b, bool positional)
 	}
 }
 
-static bool do_pread(struct thr *t)
-{
-	struct buf *b = pick_buf(t, false, true, false);
-
-	if (!b)
-		return false;
-	t->ops[OP_PREAD]++;
-	do_read_common(t, b, true);
-	return true;
-}
-
-static bool do_read(struct thr *t)
-{
-	struct buf *b = pick_buf(t, true, true, false);
-
-	if (!b)
-		return false;
-	t->ops[OP_READ]++;
-	do_read_common(t, b, false);
-	return true;
-}
-
 static void do_write_common(struct thr *t, struct buf *b, bool positional)
 {
 	const char *op = positional ? "pwrite" : "write";
@@ -979,25 +957,21 @@ static void do_write_common(struct thr *t, struct buf *b, bool positional)
 	}
 }
 
-static bool do_pwrite(struct thr *t)
+/*
+ * read/pread/write/pwrite: the positional forms may use the shared slice
+ * (the file position of the shared file is not this thread's alone).
+ */
+static bool do_io(struct thr *t, int op, bool write, bool positional)
 {
-	struct buf *b = pick_buf(t, false, true, false);
+	struct buf *b = pick_buf(t, !positional, true, false);
 
 	if (!b)
 		return false;
-	t->ops[OP_PWRITE]++;
-	do_write_common(t, b, true);
-	return true;
-}
-
-static bool do_write(struct thr *t)
-{
-	struct buf *b = pick_buf(t, true, true, false);
-
-	if (!b)
-		return false;
-	t->ops[OP_WRITE]++;
-	do_write_common(t, b, false);
+	t->ops[op]++;
+	if (write)
+		do_write_common(t, b, positional);
+	else
+		do_read_common(t, b, positional);
 	return true;
 }
 
@@ -1394,10 +1368,10 @@ static bool do_op(struct thr *t, enum op op)
 	case OP_MREMAP: return do_mremap(t);
 	case OP_MADVISE: return do_madvise(t);
 	case OP_FORK: return do_fork(t);
-	case OP_READ: return do_read(t);
-	case OP_PREAD: return do_pread(t);
-	case OP_WRITE: return do_write(t);
-	case OP_PWRITE: return do_pwrite(t);
+	case OP_READ: return do_io(t, OP_READ, false, false);
+	case OP_PREAD: return do_io(t, OP_PREAD, false, true);
+	case OP_WRITE: return do_io(t, OP_WRITE, true, false);
+	case OP_PWRITE: return do_io(t, OP_PWRITE, true, true);
 	case OP_LOAD: return do_load(t);
 	case OP_STORE: return do_store(t);
 	case OP_LSEEK: return do_lseek(t);

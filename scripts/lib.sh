@@ -260,3 +260,17 @@ series_format_patch() {
 format_series() {
 	series_format_patch "$TREE" "$WORK_BRANCH" "$BASE_REF" "$1" --zero-commit
 }
+
+# The counts of kunit.py's (run or parse) summary line on stdin, "Testing
+# complete. Ran N tests: passed: P[, failed: F][, crashed: C][, skipped:
+# S]", as "P F S" with crashed cases counted as failed; fails without one.
+kunit_counts() {
+	local line p f c s
+	line=$(grep -E 'Testing complete\. Ran [0-9]+ tests?' | tail -n 1 || true)
+	[[ -n $line ]] || return 1
+	p=$(sed -nE 's/.*passed: ([0-9]+).*/\1/p' <<<"$line")
+	f=$(sed -nE 's/.*failed: ([0-9]+).*/\1/p' <<<"$line")
+	c=$(sed -nE 's/.*crashed: ([0-9]+).*/\1/p' <<<"$line")
+	s=$(sed -nE 's/.*skipped: ([0-9]+).*/\1/p' <<<"$line")
+	echo "${p:-0} $((${f:-0} + ${c:-0})) ${s:-0}"
+}
