@@ -27,12 +27,38 @@ fi
 WORK_BRANCH=${WORK_BRANCH:-mmap_buf}
 BUILD_DIR=${BUILD_DIR:-$CACHE_DIR/build}
 
+# scripts/check applies patches/ in CHECK_TREE and builds it in CHECK_BUILD;
+# scripts/test then runs KUnit and both guests from those very builds:
+#   guest     gcc, configs/guest.config: check's W=1/sparse build, the guest
+#   debug     clang, guest.config + debug.config: check's clang build, the
+#             debug guest
+#   kunit-um  UML for kunit.py: the KUnit mutants, then the suite itself
+CHECK_TREE=$CACHE_DIR/check-tree
+CHECK_BUILD=$CACHE_DIR/build/check
+
 # The identity the series is written under: a role, not a person. The mail
 # command re-signs the series with the user's own git identity.
 SERIES_NAME=${SERIES_NAME:-mmap_buf maintainers}
 SERIES_EMAIL=${SERIES_EMAIL:-mmap-buf@kernel.invalid}
 
 JOBS=${JOBS:-$(nproc)}
+# 7.2 needs LLVM >= 17; bookworm's newest is 19 (clang-19, lld-19, llvm-19).
+LLVM_SUFFIX=${LLVM_SUFFIX:--19}
+
+# The compiler arguments of every kernel build, by compiler: the same for
+# scripts/check and scripts/build-kernel, so a build directory of one is
+# reused by the other. ccache everywhere, one cache for all builds. One
+# argument a line: mapfile -t args < <(kbuild_cc_args gcc).
+kbuild_cc_args() {
+	case $1 in
+	gcc) printf '%s\n' 'CC=ccache gcc' 'HOSTCC=ccache gcc' ;;
+	clang) printf '%s\n' "LLVM=$LLVM_SUFFIX" "CC=ccache clang$LLVM_SUFFIX" "HOSTCC=ccache clang$LLVM_SUFFIX" ;;
+	*) die "unknown compiler $1" ;;
+	esac
+}
+export CCACHE_DIR=${CCACHE_DIR:-$CACHE_DIR/ccache}
+# Paths below the cache become relative in ccache's hashes.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$CACHE_DIR}
 
 log() { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -90,7 +116,7 @@ need_root() {
 # Install Debian packages that are missing. Bookworm's own packages only.
 apt_install() {
 	local missing=() p
-	for p in "$@"; do
+	for p in $(printf '%s\n' "$@" | sort -u); do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
 			missing+=("$p")
 	done
@@ -105,10 +131,36 @@ apt_install() {
 	DEBIAN_FRONTEND=noninteractive quiet apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
-# What building, checking and booting the series needs.
-HOST_PACKAGES=(build-essential flex bison bc libelf-dev libssl-dev ccache
-	cpio rsync kmod xz-utils git python3 python3-ply python3-git dpkg-dev
-	qemu-system-x86 busybox-static codespell perl trinity gnuplot-nox)
+# Every Debian package the commands use, by what needs it. apt_install
+# passes --no-install-recommends, so a package's Recommends that a command
+# relies on are named here too (git-email's Mail::Address is one: without
+# libmailtools-perl, 'git send-email' dies). scripts/check-deps proves the
+# list complete in a pristine Debian chroot; add a new tool here, then run it.
+# Building a kernel (x86_64 guests, UML for KUnit) and the guest programs.
+PKGS_BUILD=(build-essential flex bison bc libelf-dev libssl-dev ccache cpio
+	rsync kmod xz-utils python3 git)
+# scripts/check: checkpatch's spdxcheck.py (python3-ply, python3-git), the
+# clang build, and sparse, which is built from Debian's source package
+# (dpkg-source).
+PKGS_CHECK=(perl python3-ply python3-git codespell dpkg-dev
+	"clang$LLVM_SUFFIX" "lld$LLVM_SUFFIX" "llvm$LLVM_SUFFIX")
+# scripts/docs-check: make htmldocs (Sphinx 5.3 and its YAML reader).
+PKGS_DOCS=(python3-sphinx python3-yaml codespell)
+# scripts/mail: git send-email and what git-email only recommends.
+PKGS_MAIL=(git-email libmailtools-perl libemail-valid-perl libauthen-sasl-perl
+	libio-socket-ssl-perl libnet-smtp-ssl-perl)
+# scripts/boot-guest: QEMU, and virtme-ng's Depends from bookworm (vng itself
+# is unpacked from unstable into the cache, see vng_setup), procps for the
+# watchdog, udev for the guest's virtio-serial port names, unshare and
+# mount (util-linux) for scripts/kunit's hidden /dev/kvm.
+PKGS_GUEST=(qemu-system-x86 busybox-static python3-argcomplete python3-requests
+	file iproute2 kbd util-linux util-linux-extra procps udev)
+# The debug guest's fuzzing section, and scripts/bench's plot.
+PKGS_FUZZ=(trinity)
+PKGS_BENCH=(gnuplot-nox)
+# Everything: what scripts/install-deps, scripts/run and scripts/test install.
+ALL_PACKAGES=("${PKGS_BUILD[@]}" "${PKGS_CHECK[@]}" "${PKGS_DOCS[@]}"
+	"${PKGS_MAIL[@]}" "${PKGS_GUEST[@]}" "${PKGS_FUZZ[@]}" "${PKGS_BENCH[@]}")
 
 # The first Debian mirror the system's apt configuration uses for its own
 # release, so no host name is written anywhere in this project.
@@ -210,8 +262,7 @@ vng_setup() {
 	# (boot-guest's timeout), and udev: virtme-init runs the host's udevd in
 	# the guest to name the virtio-serial ports (/dev/virtio-ports/virtme.*)
 	# that carry the command's output and exit status.
-	apt_install python3 python3-argcomplete python3-requests busybox-static \
-		file iproute2 kbd kmod util-linux-extra qemu-system-x86 procps udev
+	apt_install "${PKGS_GUEST[@]}" kmod
 	if [[ ! -x $VNG_ROOT/usr/bin/vng ]]; then
 		log "fetching virtme-ng from $VNG_SUITE"
 		rm -rf "$VNG_DIR"
