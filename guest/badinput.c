@@ -1,16 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Bad input for /dev/mmap_buf, table-driven, run in the guest by
- * scripts/guest-tests --debug (and alone: "badinput [DEVICE]").
+ * Bad input for /dev/mmap_buf (v2 of the driver), table-driven, run in the
+ * guest by scripts/guest-tests (and alone: "badinput [DEVICE]").
+ *
+ * What it checks: every entry point of the device (mmap, mremap, mprotect,
+ * the ioctl, read/write and their positional and vector forms, lseek, the
+ * module parameters), each with one class of argument per case, and the
+ * exact result of that one call: a return value, or -1 and an errno.
  *
  * Every case gets a fresh open file whose buffer is NPAGES pages filled with
- * a pattern, tries one call with one class of argument, and states the exact
- * result: a return value, or -1 and an errno. Afterwards the harness checks
- * that the buffer holds exactly what the model says (the pattern, plus what
- * a successful call wrote, and nothing where the errno says nothing was
- * written), that the size and the file position are what they should be,
- * and that no mapping count leaked: once the case's mappings are gone, a
- * resize must succeed and its grown part read as zeroes.
+ * a pattern. A model of the buffer follows what the case did: the bytes (the
+ * pattern, plus what a successful call wrote, and nothing where the errno
+ * says nothing was written), the size and the file position. The model also
+ * follows the v2 resize rules: a shrink cuts the bytes past the new size
+ * (even while mapped; the cut pages raise SIGBUS through every mapping), and
+ * a grow adds zeroes (also seen through the mappings that cover them), so
+ * bytes of the model at or past the size are always zero. After each case
+ * the harness unmaps what the case mapped and checks the file position, the
+ * size (lseek(SEEK_END)) and every byte of the buffer against the model.
+ * Then, with nothing mapped any more, it shrinks the buffer to one page and
+ * grows it back to one page more than it had: both must succeed, page 0 must
+ * be kept and everything after it must read as zeroes, through read() and
+ * through a new mapping, so that no case leaves a page behind in the
+ * buffer's page cache that a later grow would find or show. (v1 checked
+ * here that no mapping count leaked through a refused resize, EBUSY; v2 has
+ * no such count and no EBUSY.)
+ *
+ * The ioctl header is the driver's private one, included by its path in the
+ * kernel tree (compile with -I<kernel tree>). v1's MMAP_BUF_GET_SIZE is gone:
+ * its number now gets ENOTTY and the size is lseek(fd, 0, SEEK_END);
+ * MMAP_BUF_SET_SIZE needs the file open for writing (EBADF otherwise).
  *
  * Project-side rather than in the kselftest: most of these results are those
  * of the VFS and mm layers in front of the driver (access_ok(), the mmap()
@@ -18,40 +37,54 @@
  * should not pin down. The errnos the driver itself defines are asserted by
  * tools/testing/selftests/mmap_buf in the series.
  *
- * The last cases write the module's parameters through sysfs.
+ * The last cases look at the module's parameters in sysfs and try to write
+ * them.
  *
  * Prints TAP, one line per case; exits 0 only if every case passed.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <inttypes.h>
 
-#include <misc/mmap_buf.h>
+#include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
 
 #define NPAGES		4
 #define MAX_MAPS	4
+/* The model covers this many pages; past them, and past the size, zeroes. */
+#define MODEL_PAGES	(4 * NPAGES)
+
+/* The ioctl type of the driver, and v1's MMAP_BUF_GET_SIZE, which is gone. */
+#define MMAP_BUF_IOC_TYPE	_IOC_TYPE(MMAP_BUF_SET_SIZE)
+#define V1_GET_SIZE		_IOR(MMAP_BUF_IOC_TYPE, 0x00, __u64)
 
 static const char *dev = "/dev/mmap_buf";
-static size_t ps, size;
+static size_t ps, size, mcap;	/* mcap: bytes the model covers */
 static uint64_t max_size;
+/* What a case's own check found wrong, for the TAP line; "" if nothing. */
+static char note[160];
 
 /* What a case works on; reset before each. */
 struct fx {
 	int fd;
-	unsigned char *model;	/* what the buffer must hold afterwards */
+	unsigned char *model;	/* what the buffer must hold afterwards (mcap bytes) */
 	off_t pos;		/* the file position it must have afterwards */
 	uint64_t size;		/* and its size */
 	void *maps[MAX_MAPS];	/* mappings to undo before the checks */
@@ -70,6 +103,81 @@ static void fill(unsigned char *p, size_t n, unsigned char seed, size_t from)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = pat(seed, from + i);
+}
+
+/*
+ * The buffer is now @sz bytes (a multiple of the page size): a shrink cuts
+ * the model, so that the bytes at or past the size stay zero and a later
+ * grow reads as zeroes, as the driver's does.
+ */
+static void model_resize(struct fx *f, uint64_t sz)
+{
+	if (sz < f->size && sz < mcap)
+		memset(f->model + sz, 0, (f->size < mcap ? f->size : mcap) - sz);
+	f->size = sz;
+}
+
+/* MMAP_BUF_SET_SIZE: 0, or -1 with errno set. */
+static long set_size(struct fx *f, uint64_t sz)
+{
+	return ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz);
+}
+
+/*
+ * The size of @fd's buffer: where lseek(SEEK_END) puts the position, which
+ * is then put back (-1 if it cannot be: a shrink left it past the end).
+ */
+static off_t buf_size(int fd)
+{
+	off_t pos = lseek(fd, 0, SEEK_CUR), end;
+
+	if (pos < 0)
+		return -1;
+	end = lseek(fd, 0, SEEK_END);
+	if (end < 0 || lseek(fd, pos, SEEK_SET) != pos)
+		return -1;
+	return end;
+}
+
+/*
+ * SIGBUS, caught where a case expects it (past the end of the buffer, as
+ * past the end of a truncated file); anywhere else it kills the program.
+ */
+static sigjmp_buf bus_jmp;
+static volatile sig_atomic_t bus_armed;
+static void *volatile bus_addr;
+
+static void bus_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (!bus_armed) {
+		/* Not expected: die of it, as without a handler. */
+		signal(sig, SIG_DFL);
+		return;
+	}
+	bus_addr = si->si_addr;
+	siglongjmp(bus_jmp, 1);
+}
+
+/* Whether reading, or writing, the byte at @p raises SIGBUS for @p itself. */
+static bool raises_sigbus(unsigned char *p, bool write)
+{
+	bus_addr = NULL;
+	if (sigsetjmp(bus_jmp, 1)) {
+		bus_armed = 0;
+		if (bus_addr != p)
+			snprintf(note, sizeof(note), "SIGBUS at %p, not %p", bus_addr, (void *)p);
+		return bus_addr == p;
+	}
+	bus_armed = 1;
+	if (write)
+		*(volatile unsigned char *)p = 0x5a;
+	else
+		(void)*(volatile unsigned char *)p;
+	bus_armed = 0;
+	snprintf(note, sizeof(note), "%s %p past the end raised no SIGBUS",
+		 write ? "writing" : "reading", (void *)p);
+	return false;
 }
 
 static void keep_map(struct fx *f, void *p, size_t len)
@@ -218,21 +326,67 @@ static long mprotect_exec(struct fx *f)
 	return mprotect(p, ps, PROT_READ | PROT_EXEC);
 }
 
+/* v2: no VM_DONTEXPAND, so a mapping can grow (v1: EFAULT). */
 static long mremap_grow(struct fx *f)
 {
-	void *p = mmap(NULL, ps, PROT_READ, MAP_SHARED, f->fd, 0), *q;
+	unsigned char *p = mmap(NULL, ps, PROT_READ, MAP_SHARED, f->fd, 0), *q;
 
 	if (p == MAP_FAILED)
 		return -2;
 	q = mremap(p, ps, 2 * ps, MREMAP_MAYMOVE);
 	keep_map(f, q == MAP_FAILED ? p : q, q == MAP_FAILED ? ps : 2 * ps);
-	return q == MAP_FAILED ? -1 : 0;
+	if (q == MAP_FAILED)
+		return -1;
+	/* Both pages, the one it had and the one it grew by, are the buffer's. */
+	return memcmp(q, f->model, 2 * ps) ? -2 : 0;
 }
 
+/* Past the end of the buffer, the grown part raises SIGBUS when touched. */
+static long mremap_grow_past_end(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0), *q;
+
+	if (p == MAP_FAILED)
+		return -2;
+	q = mremap(p, size, size + ps, MREMAP_MAYMOVE);
+	keep_map(f, q == MAP_FAILED ? p : q, q == MAP_FAILED ? size : size + ps);
+	if (q == MAP_FAILED)
+		return -1;
+	if (memcmp(q, f->model, size))
+		return -2;
+	return raises_sigbus(q + size, false) && raises_sigbus(q + size + ps - 1, true) ? 0 : -2;
+}
+
+/* ... until the buffer grows under it: then it shows the zeroed new page. */
+static long mremap_grow_then_resize(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0), *q;
+
+	if (p == MAP_FAILED)
+		return -2;
+	q = mremap(p, size, size + ps, MREMAP_MAYMOVE);
+	keep_map(f, q == MAP_FAILED ? p : q, q == MAP_FAILED ? size : size + ps);
+	if (q == MAP_FAILED)
+		return -2;
+	if (set_size(f, size + ps))
+		return -1;
+	model_resize(f, size + ps);
+	if (memcmp(q, f->model, size + ps))
+		return -2;
+	/* And a store there reaches the buffer. */
+	q[size + 7] = 0x77;
+	f->model[size + 7] = 0x77;
+	return 0;
+}
+
+/*
+ * v2: a resize is allowed while mapped (v1: EBUSY). The shrink cuts pages
+ * that the mapping no longer covers; what it still maps is kept.
+ */
 static long mremap_shrink_then_resize(struct fx *f)
 {
-	void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0), *q;
-	uint64_t sz = size;
+	unsigned char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0), *q;
+	long r;
 
 	if (p == MAP_FAILED)
 		return -2;
@@ -242,8 +396,29 @@ static long mremap_shrink_then_resize(struct fx *f)
 		return -2;
 	}
 	keep_map(f, q, ps);
-	/* Still mapped: the resize must be refused. */
-	return ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz);
+	r = set_size(f, 2 * ps);
+	if (r)
+		return r;
+	model_resize(f, 2 * ps);
+	return memcmp(q, f->model, ps) ? -2 : 0;
+}
+
+/* v2: mmap() checks the range against the current size, after a shrink too. */
+static long mmap_past_shrunk_end(struct fx *f)
+{
+	if (set_size(f, 2 * ps))
+		return -2;
+	model_resize(f, 2 * ps);
+	return do_map(f, size, PROT_READ, MAP_SHARED, 0);
+}
+
+/* What a grow adds, while mapped, can be mapped and reads as zeroes. */
+static long mmap_grown_part(struct fx *f)
+{
+	if (do_map(f, size, PROT_READ, MAP_SHARED, 0) || set_size(f, 2 * size))
+		return -2;
+	model_resize(f, 2 * size);
+	return map_and_compare(f, size, size);
 }
 
 /*
@@ -300,12 +475,7 @@ static void *ro_page(struct fx *f)
 	return p;
 }
 
-static long set_size(struct fx *f, uint64_t sz)
-{
-	return ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz);
-}
-
-static long ioc_unknown_nr(struct fx *f) { return ioctl(f->fd, _IO(MMAP_BUF_IOC_MAGIC, 0x02), 0); }
+static long ioc_unknown_nr(struct fx *f) { return ioctl(f->fd, _IO(MMAP_BUF_IOC_TYPE, 0x02), 0); }
 static long ioc_unknown_type(struct fx *f)
 {
 	uint64_t v;
@@ -316,13 +486,13 @@ static long ioc_wrong_dir(struct fx *f)
 {
 	uint64_t v = size;
 
-	return ioctl(f->fd, _IOW(MMAP_BUF_IOC_MAGIC, 0x00, uint64_t), &v);
+	return ioctl(f->fd, _IOW(MMAP_BUF_IOC_TYPE, 0x00, uint64_t), &v);
 }
 static long ioc_wrong_size(struct fx *f)
 {
 	uint32_t v;
 
-	return ioctl(f->fd, _IOR(MMAP_BUF_IOC_MAGIC, 0x00, uint32_t), &v);
+	return ioctl(f->fd, _IOR(MMAP_BUF_IOC_TYPE, 0x00, uint32_t), &v);
 }
 static long ioc_zero(struct fx *f) { return ioctl(f->fd, 0, 0); }
 static long ioc_fionread(struct fx *f)
@@ -331,41 +501,21 @@ static long ioc_fionread(struct fx *f)
 
 	return ioctl(f->fd, FIONREAD, &v);
 }
-static long get_null(struct fx *f) { return ioctl(f->fd, MMAP_BUF_GET_SIZE, NULL); }
-static long get_unmapped(struct fx *f)
+/* v1's GET_SIZE is an unknown command now, and must not write its argument. */
+static long get_size_gone(struct fx *f)
 {
-	return ioctl(f->fd, MMAP_BUF_GET_SIZE, (char *)f->scratch + ps);
-}
-static long get_ro(struct fx *f)
-{
-	void *p = ro_page(f);
+	uint64_t v = 0x5a5a5a5a5a5a5a5aULL;
+	long r = ioctl(f->fd, V1_GET_SIZE, &v);
+	int err = errno;
 
-	return p ? ioctl(f->fd, MMAP_BUF_GET_SIZE, p) : -2;
-}
-static long get_kernel_addr(struct fx *f)
-{
-	return ioctl(f->fd, MMAP_BUF_GET_SIZE, (void *)0xffff888000000000UL);
-}
-static long get_unaligned(struct fx *f)
-{
-	uint64_t v;
-	unsigned char *p = f->scratch;
-
-	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, p + 3))
-		return -1;
-	memcpy(&v, p + 3, sizeof(v));
-	return v == f->size ? 0 : -2;
-}
-static long get_while_mapped(struct fx *f)
-{
-	uint64_t v = 0;
-
-	if (do_map(f, size, PROT_READ, MAP_SHARED, 0))
+	if (v != 0x5a5a5a5a5a5a5a5aULL) {
+		snprintf(note, sizeof(note), "it wrote %#llx", (unsigned long long)v);
 		return -2;
-	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, &v))
-		return -1;
-	return v == f->size ? 0 : -2;
+	}
+	errno = err;
+	return r;
 }
+static long get_size_gone_null(struct fx *f) { return ioctl(f->fd, V1_GET_SIZE, NULL); }
 static long set_null(struct fx *f) { return ioctl(f->fd, MMAP_BUF_SET_SIZE, NULL); }
 static long set_unmapped(struct fx *f)
 {
@@ -395,20 +545,20 @@ static long set_one(struct fx *f)
 {
 	long r = set_size(f, 1);
 
-	if (!r) {
-		memset(f->model + ps, 0, size - ps);
-		f->size = ps;
-	}
+	if (!r)
+		model_resize(f, ps);
 	return r;
 }
 static long set_shrink_grow(struct fx *f)
 {
 	long r = set_size(f, ps);
 
-	if (!r)
+	if (!r) {
+		model_resize(f, ps);
 		r = set_size(f, size);
+	}
 	if (!r)
-		memset(f->model + ps, 0, size - ps);
+		model_resize(f, size);
 	return r;
 }
 static long set_cap(struct fx *f)
@@ -416,56 +566,210 @@ static long set_cap(struct fx *f)
 	long r = set_size(f, max_size);
 
 	if (!r) {
-		f->size = max_size;
+		model_resize(f, max_size);
 		/* Back to NPAGES pages for the content check. */
 		r = set_size(f, size);
-		f->size = size;
+		if (!r)
+			model_resize(f, size);
 	}
 	return r;
 }
 static long set_cap_minus_1(struct fx *f)
 {
 	long r = set_size(f, max_size - 1);
-	uint64_t v = 0;
+	off_t v;
 
 	if (r)
 		return r;
-	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, &v) || v != max_size)
+	model_resize(f, max_size);
+	v = buf_size(f->fd);
+	if (v != (off_t)max_size) {
+		snprintf(note, sizeof(note), "lseek(SEEK_END) says %lld", (long long)v);
 		return -2;
-	return set_size(f, size);
+	}
+	r = set_size(f, size);
+	if (!r)
+		model_resize(f, size);
+	return r;
 }
+/* The size from an unaligned address, which get_user() reads as well. */
+static long set_unaligned(struct fx *f)
+{
+	unsigned char *p = f->scratch;
+	uint64_t v = size + ps;
+	long r;
+
+	memcpy(p + 3, &v, sizeof(v));
+	r = ioctl(f->fd, MMAP_BUF_SET_SIZE, p + 3);
+	if (!r)
+		model_resize(f, size + ps);
+	return r;
+}
+
+/*
+ * v2: resizing while mapped is allowed (v1: EBUSY). A grow leaves what is
+ * mapped as it was; a mapping of the last page still shows it.
+ */
 static long set_while_mapped(struct fx *f)
 {
-	if (do_map(f, ps, PROT_READ, MAP_SHARED, 3 * ps))
+	unsigned char *p = mmap(NULL, ps, PROT_READ, MAP_SHARED, f->fd, 3 * ps);
+	long r;
+
+	if (p == MAP_FAILED)
 		return -2;
-	return set_size(f, 2 * size);
+	keep_map(f, p, ps);
+	r = set_size(f, 2 * size);
+	if (r)
+		return r;
+	model_resize(f, 2 * size);
+	return memcmp(p, f->model + 3 * ps, ps) ? -2 : 0;
 }
 static long set_same_while_mapped(struct fx *f)
 {
-	if (do_map(f, ps, PROT_READ, MAP_SHARED, 0))
+	unsigned char *p = mmap(NULL, ps, PROT_READ, MAP_SHARED, f->fd, 0);
+	long r;
+
+	if (p == MAP_FAILED)
 		return -2;
-	return set_size(f, size);
+	keep_map(f, p, ps);
+	r = set_size(f, size);
+	if (r)
+		return r;
+	return memcmp(p, f->model, ps) ? -2 : 0;
 }
 static long set_while_prot_none_mapped(struct fx *f)
 {
+	long r;
+
 	if (do_map(f, size, PROT_NONE, MAP_SHARED, 0))
 		return -2;
-	return set_size(f, ps);
+	r = set_size(f, ps);
+	if (!r)
+		model_resize(f, ps);
+	return r;
 }
-static long set_rdonly_fd(struct fx *f)
+/* A shrink unmaps the cut pages from the mapping: touching them is SIGBUS. */
+static long set_shrink_while_mapped_sigbus(struct fx *f)
 {
-	(void)f;
-	uint64_t sz = 2 * size;
-	int fd = open(dev, O_RDONLY);
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
 	long r;
+
+	if (p == MAP_FAILED)
+		return -2;
+	keep_map(f, p, size);
+	/* Every page mapped before the shrink, so that it has to unmap them. */
+	for (size_t i = 0; i < size; i += ps)
+		(void)*(volatile unsigned char *)(p + i);
+	r = set_size(f, 2 * ps);
+	if (r)
+		return r;
+	model_resize(f, 2 * ps);
+	if (memcmp(p, f->model, 2 * ps))
+		return -2;
+	return raises_sigbus(p + 2 * ps, false) && raises_sigbus(p + size - 1, true) ? 0 : -2;
+}
+/* Shrink and grow back under a mapping: it shows zeroes, not the old bytes. */
+static long set_shrink_grow_while_mapped(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	long r;
+
+	if (p == MAP_FAILED)
+		return -2;
+	keep_map(f, p, size);
+	for (size_t i = 0; i < size; i += ps)
+		(void)*(volatile unsigned char *)(p + i);
+	r = set_size(f, ps);
+	if (r)
+		return r;
+	model_resize(f, ps);
+	r = set_size(f, size);
+	if (r)
+		return r;
+	model_resize(f, size);
+	if (memcmp(p, f->model, size))
+		return -2;
+	p[size - 1] = 0x99;
+	f->model[size - 1] = 0x99;
+	return 0;
+}
+/*
+ * A shrink does not move the file position: past the end now, where read()
+ * returns 0 and write() fails with ENOSPC.
+ */
+static long set_shrink_below_position(struct fx *f)
+{
+	char c = 1;
+	long r;
+
+	if (lseek(f->fd, size - 1, SEEK_SET) != (off_t)size - 1)
+		return -2;
+	f->pos = size - 1;
+	r = set_size(f, ps);
+	if (r)
+		return r;
+	model_resize(f, ps);
+	if (lseek(f->fd, 0, SEEK_CUR) != f->pos) {
+		snprintf(note, sizeof(note), "the position moved");
+		return -2;
+	}
+	if (read(f->fd, &c, 1) != 0 || write(f->fd, &c, 1) != -1 || errno != ENOSPC) {
+		snprintf(note, sizeof(note), "read() or write() past the end did not fail");
+		return -2;
+	}
+	return 0;
+}
+
+/*
+ * v2: SET_SIZE needs the file open for writing, as write() does (v1 allowed
+ * it on an O_RDONLY file). Another file, with a buffer of its own: it must
+ * come out as it was.
+ */
+static long set_on_other_file(int flags, const void *arg)
+{
+	off_t before, after;
+	uint64_t head = 1;
+	long r;
+	int fd = open(dev, flags), err;
 
 	if (fd < 0)
 		return -2;
-	r = ioctl(fd, MMAP_BUF_SET_SIZE, &sz);
-	if (!r && (ioctl(fd, MMAP_BUF_GET_SIZE, &sz) || sz != 2 * size))
+	before = lseek(fd, 0, SEEK_END);
+	r = ioctl(fd, MMAP_BUF_SET_SIZE, arg);
+	err = errno;
+	after = lseek(fd, 0, SEEK_END);
+	if (r) {
+		/* Nothing changed: the size, and the (zeroed) contents. */
+		if (after != before || (flags != O_WRONLY &&
+		    (pread(fd, &head, sizeof(head), 0) != sizeof(head) || head))) {
+			snprintf(note, sizeof(note), "size %lld, was %lld; first bytes %#llx",
+				 (long long)after, (long long)before, (unsigned long long)head);
+			r = -2;
+		}
+	} else if (after != 2 * (off_t)ps) {
+		snprintf(note, sizeof(note), "size %lld after SET_SIZE to 2 pages", (long long)after);
 		r = -2;
+	}
 	close(fd);
+	errno = err;
 	return r;
+}
+static long set_rdonly_fd(struct fx *f)
+{
+	uint64_t sz = 2 * ps;
+
+	(void)f;
+	return set_on_other_file(O_RDONLY, &sz);
+}
+/* EBADF comes first: the argument is not even read. */
+static long set_rdonly_null(struct fx *f) { (void)f; return set_on_other_file(O_RDONLY, NULL); }
+/* Open for writing is enough: reading is not needed. */
+static long set_wronly_fd(struct fx *f)
+{
+	uint64_t sz = 2 * ps;
+
+	(void)f;
+	return set_on_other_file(O_WRONLY, &sz);
 }
 
 /* --- read/write ------------------------------------------------------ */
@@ -536,10 +840,29 @@ static long read_into_self_mapping(struct fx *f)
 		memcpy(f->model + ps, f->model, ps);
 	return r;
 }
+/*
+ * @len bytes (whole pages) just before an inaccessible page: a driver that
+ * copies more than the buffer holds hits that page (EFAULT, or a short
+ * count) instead of the heap. Free with munmap(p, len + ps).
+ */
+static unsigned char *guarded(size_t len)
+{
+	unsigned char *p = mmap(NULL, len + ps, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (mprotect(p + len, ps, PROT_NONE)) {
+		munmap(p, len + ps);
+		return NULL;
+	}
+	return p;
+}
+
 /* A count beyond what the buffer holds returns what it holds. */
 static long read_huge_count(struct fx *f)
 {
-	unsigned char *p = malloc(size);
+	unsigned char *p = guarded(size);
 	long r;
 
 	if (!p)
@@ -547,7 +870,7 @@ static long read_huge_count(struct fx *f)
 	r = rd(f, p, (size_t)1 << 40);
 	if (r > 0 && memcmp(p, f->model, r))
 		r = -2;
-	free(p);
+	munmap(p, size + ps);
 	return r;
 }
 static long read_size_max(struct fx *f)
@@ -632,14 +955,14 @@ static long write_partly_unmapped(struct fx *f)
 }
 static long write_huge_count(struct fx *f)
 {
-	unsigned char *p = malloc(size);
+	unsigned char *p = guarded(size);
 	long r;
 
 	if (!p)
 		return -2;
 	fill(p, size, 99, 0);
 	r = wr(f, p, (size_t)1 << 40, p);
-	free(p);
+	munmap(p, size + ps);
 	return r;
 }
 static long write_size_max(struct fx *f)
@@ -728,6 +1051,20 @@ static long seek_cur_zero(struct fx *f)
 	return seek(f, 0, SEEK_CUR);
 }
 static long seek_end_0(struct fx *f) { return seek(f, 0, SEEK_END); }
+/* The size, in v2: lseek(SEEK_END), mapped or not, after a resize too. */
+static long seek_end_while_mapped(struct fx *f)
+{
+	if (do_map(f, size, PROT_READ, MAP_SHARED, 0))
+		return -2;
+	return seek(f, 0, SEEK_END);
+}
+static long seek_end_after_resize_while_mapped(struct fx *f)
+{
+	if (do_map(f, size, PROT_READ, MAP_SHARED, 0) || set_size(f, 2 * ps))
+		return -2;
+	model_resize(f, 2 * ps);
+	return seek(f, 0, SEEK_END);
+}
 static long seek_end_back(struct fx *f) { return seek(f, -(off_t)ps, SEEK_END); }
 static long seek_end_past(struct fx *f) { return seek(f, 1, SEEK_END); }
 static long seek_end_before_0(struct fx *f) { return seek(f, -(off_t)size - 1, SEEK_END); }
@@ -759,63 +1096,40 @@ static long param_write(const char *name, const char *val)
 	return r < 0 ? -1 : 0;
 }
 
-static long param_read(const char *name)
+/*
+ * v2 has two parameters, default_size and max_size, both read-only (0444);
+ * v1's fault_around_pages is gone.
+ */
+static long params_list(struct fx *f)
 {
-	char path[128];
-	long v = -1;
-	FILE *f;
+	int found = 0, other = 0;
+	struct dirent *d;
+	struct stat st;
+	char path[300];
+	DIR *dir;
 
-	snprintf(path, sizeof(path), PARAMS "%s", name);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
+	(void)f;
+	dir = opendir(PARAMS);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), PARAMS "%s", d->d_name);
+		if (stat(path, &st) || (st.st_mode & 0777) != 0444) {
+			snprintf(note, sizeof(note), "%.64s: mode %o", d->d_name,
+				 (unsigned int)(st.st_mode & 0777));
+			other++;
+		} else if (!strcmp(d->d_name, "default_size") || !strcmp(d->d_name, "max_size")) {
+			found++;
+		} else {
+			snprintf(note, sizeof(note), "unexpected parameter %.64s", d->d_name);
+			other++;
+		}
 	}
-	return v;
+	closedir(dir);
+	return found == 2 && !other ? 0 : -2;
 }
-
-/* Set fault_around_pages to @val; on success it must read back as @want. */
-static long fault_around(const char *val, long want)
-{
-	long old = param_read("fault_around_pages"), r, now;
-	char buf[32];
-
-	if (old < 1)
-		return -2;
-	r = param_write("fault_around_pages", val);
-	if (r)
-		return r;
-	now = param_read("fault_around_pages");
-	snprintf(buf, sizeof(buf), "%ld", old);
-	param_write("fault_around_pages", buf);
-	return now == want ? 0 : -2;
-}
-
-static long fa_0(struct fx *f) { (void)f; return fault_around("0", 0); }
-static long fa_3(struct fx *f) { (void)f; return fault_around("3", 3); }
-static long fa_1024(struct fx *f) { (void)f; return fault_around("1024", 1024); }
-static long fa_neg(struct fx *f) { (void)f; return fault_around("-1", -1); }
-static long fa_text(struct fx *f) { (void)f; return fault_around("sixteen", 16); }
-static long fa_u32_overflow(struct fx *f) { (void)f; return fault_around("4294967312", 16); }
-static long fa_1(struct fx *f) { (void)f; return fault_around("1", 1); }
-static long fa_512(struct fx *f) { (void)f; return fault_around("512", 512); }
-static long fa_hex(struct fx *f) { (void)f; return fault_around("0x20\n", 32); }
-/* And a mapping faults correctly with the smallest and largest blocks. */
-static long fa_map(struct fx *f, const char *val)
-{
-	long old = param_read("fault_around_pages"), r;
-	char buf[32];
-
-	if (old < 1 || param_write("fault_around_pages", val))
-		return -2;
-	r = map_and_compare(f, size, 0);
-	snprintf(buf, sizeof(buf), "%ld", old);
-	param_write("fault_around_pages", buf);
-	return r;
-}
-static long fa_map_1(struct fx *f) { return fa_map(f, "1"); }
-static long fa_map_512(struct fx *f) { return fa_map(f, "512"); }
 static long max_size_write(struct fx *f) { (void)f; return param_write("max_size", "4096"); }
 static long default_size_write(struct fx *f) { (void)f; return param_write("default_size", "4096"); }
 
@@ -835,6 +1149,7 @@ struct bad_case {
 #define R_PS		(-100)
 #define R_SIZE		(-101)
 #define R_SIZE_M_PS	(-102)
+#define R_2PS		(-103)
 
 /* Succeeds and returns @r; fails with @e; returns 1..@r bytes. */
 #define RET(name, fn, r)	{ name, fn, r, 0, EXACT }
@@ -874,25 +1189,26 @@ static const struct bad_case cases[] = {
 	ERR("mmap: PROT_WRITE on an O_RDONLY file", mmap_rdonly_write, EACCES),
 	RET("mmap: PROT_READ on an O_RDONLY file", mmap_rdonly_read, 0),
 	ERR("mprotect: add PROT_EXEC", mprotect_exec, EACCES),
-	ERR("mremap: grow", mremap_grow, EFAULT),
-	ERR("mremap: shrink, then resize while still mapped", mremap_shrink_then_resize, EBUSY),
+	ERR("mmap: the old size after a shrink (past the current end)", mmap_past_shrunk_end, EINVAL),
+	RET("mmap: what a grow while mapped added reads as zeroes", mmap_grown_part, 0),
+	RET("mremap: grow within the buffer", mremap_grow, 0),
+	RET("mremap: grow past the end; touching that part raises SIGBUS", mremap_grow_past_end, 0),
+	RET("mremap: grow past the end, then SET_SIZE covers it: zeroes", mremap_grow_then_resize, 0),
+	RET("mremap: shrink, then resize while still mapped", mremap_shrink_then_resize, 0),
 
 	ERR("ioctl: unknown number", ioc_unknown_nr, ENOTTY),
 	ERR("ioctl: unknown type", ioc_unknown_type, ENOTTY),
-	ERR("ioctl: GET_SIZE's number with _IOW", ioc_wrong_dir, ENOTTY),
-	ERR("ioctl: GET_SIZE's number with a 4-byte size", ioc_wrong_size, ENOTTY),
+	ERR("ioctl: v1 GET_SIZE's number with _IOW", ioc_wrong_dir, ENOTTY),
+	ERR("ioctl: v1 GET_SIZE's number with a 4-byte size", ioc_wrong_size, ENOTTY),
 	ERR("ioctl: command 0", ioc_zero, ENOTTY),
 	ERR("ioctl: FIONREAD", ioc_fionread, ENOTTY),
-	ERR("GET_SIZE: NULL", get_null, EFAULT),
-	ERR("GET_SIZE: unmapped address", get_unmapped, EFAULT),
-	ERR("GET_SIZE: read-only page", get_ro, EFAULT),
-	ERR("GET_SIZE: kernel address", get_kernel_addr, EFAULT),
-	RET("GET_SIZE: unaligned address", get_unaligned, 0),
-	RET("GET_SIZE: while mapped", get_while_mapped, 0),
+	ERR("ioctl: v1's GET_SIZE is gone, its argument untouched", get_size_gone, ENOTTY),
+	ERR("ioctl: v1's GET_SIZE with NULL", get_size_gone_null, ENOTTY),
 	ERR("SET_SIZE: NULL", set_null, EFAULT),
 	ERR("SET_SIZE: unmapped address", set_unmapped, EFAULT),
 	ERR("SET_SIZE: kernel address", set_kernel_addr, EFAULT),
 	RET("SET_SIZE: from a read-only page", set_ro_same, 0),
+	RET("SET_SIZE: from an unaligned address", set_unaligned, 0),
 	ERR("SET_SIZE: 0", set_zero, EINVAL),
 	RET("SET_SIZE: 1 byte rounds up to a page", set_one, 0),
 	RET("SET_SIZE: shrink then grow reads zeroes", set_shrink_grow, 0),
@@ -905,10 +1221,15 @@ static const struct bad_case cases[] = {
 	ERR("SET_SIZE: 2^63", set_bit63, EINVAL),
 	ERR("SET_SIZE: U64_MAX", set_u64_max, EINVAL),
 	ERR("SET_SIZE: U64_MAX - PAGE_SIZE + 2 (wraps when aligned)", set_u64_max_aligned, EINVAL),
-	ERR("SET_SIZE: while mapped", set_while_mapped, EBUSY),
-	ERR("SET_SIZE: the same size while mapped", set_same_while_mapped, EBUSY),
-	ERR("SET_SIZE: while mapped PROT_NONE", set_while_prot_none_mapped, EBUSY),
-	RET("SET_SIZE: on an O_RDONLY file (its own buffer)", set_rdonly_fd, 0),
+	RET("SET_SIZE: grow while mapped", set_while_mapped, 0),
+	RET("SET_SIZE: the same size while mapped", set_same_while_mapped, 0),
+	RET("SET_SIZE: shrink while mapped PROT_NONE", set_while_prot_none_mapped, 0),
+	RET("SET_SIZE: shrink while mapped; the cut pages raise SIGBUS", set_shrink_while_mapped_sigbus, 0),
+	RET("SET_SIZE: shrink and grow back while mapped; the mapping reads zeroes", set_shrink_grow_while_mapped, 0),
+	RET("SET_SIZE: shrink below the file position leaves it there", set_shrink_below_position, 0),
+	ERR("SET_SIZE: on an O_RDONLY file (its own buffer)", set_rdonly_fd, EBADF),
+	ERR("SET_SIZE: on an O_RDONLY file, NULL argument", set_rdonly_null, EBADF),
+	RET("SET_SIZE: on an O_WRONLY file (its own buffer)", set_wronly_fd, 0),
 
 	ERR("read: NULL", read_null, EFAULT),
 	RET("read: NULL, count 0", read_null_zero, 0),
@@ -952,6 +1273,8 @@ static const struct bad_case cases[] = {
 	ERR("lseek: SEEK_CUR overflowing", seek_cur_overflow, EINVAL),
 	RET("lseek: SEEK_CUR 0", seek_cur_zero, 5),
 	RET("lseek: SEEK_END 0", seek_end_0, R_SIZE),
+	RET("lseek: SEEK_END 0 while mapped", seek_end_while_mapped, R_SIZE),
+	RET("lseek: SEEK_END 0 after a shrink while mapped", seek_end_after_resize_while_mapped, R_2PS),
 	RET("lseek: SEEK_END back a page", seek_end_back, R_SIZE_M_PS),
 	ERR("lseek: SEEK_END + 1", seek_end_past, EINVAL),
 	ERR("lseek: SEEK_END before 0", seek_end_before_0, EINVAL),
@@ -963,17 +1286,7 @@ static const struct bad_case cases[] = {
 	ERR("lseek: whence -1", seek_whence_neg, EINVAL),
 	ERR("lseek: whence 0x10000", seek_whence_big, EINVAL),
 
-	ERR("fault_around_pages: 0", fa_0, EINVAL),
-	ERR("fault_around_pages: 3 (not a power of 2)", fa_3, EINVAL),
-	ERR("fault_around_pages: 1024 (more than a page table)", fa_1024, EINVAL),
-	ERR("fault_around_pages: -1", fa_neg, EINVAL),
-	ERR("fault_around_pages: not a number", fa_text, EINVAL),
-	ERR("fault_around_pages: 2^32 + 16", fa_u32_overflow, ERANGE),
-	RET("fault_around_pages: 1", fa_1, 0),
-	RET("fault_around_pages: 512", fa_512, 0),
-	RET("fault_around_pages: 0x20 and a newline", fa_hex, 0),
-	RET("fault_around_pages 1: a mapping shows the buffer", fa_map_1, 0),
-	RET("fault_around_pages 512: a mapping shows the buffer", fa_map_512, 0),
+	RET("module parameters: default_size and max_size only, both 0444", params_list, 0),
 	ERR("max_size: read-only once loaded", max_size_write, EACCES),
 	ERR("default_size: read-only once loaded", default_size_write, EACCES),
 };
@@ -984,6 +1297,7 @@ static long resolve(long ret)
 	case R_PS: return ps;
 	case R_SIZE: return size;
 	case R_SIZE_M_PS: return size - ps;
+	case R_2PS: return 2 * ps;
 	}
 	return ret;
 }
@@ -996,51 +1310,88 @@ static int nonzero(const unsigned char *p, size_t n)
 	return 0;
 }
 
+/* What the model says byte @i of the buffer holds. */
+static unsigned char expected(const struct fx *f, size_t i)
+{
+	return i < mcap ? f->model[i] : 0;
+}
+
 /* Everything a case must leave as the model says; "" if it did. */
 static const char *verify(struct fx *f, char *why, size_t len)
 {
-	uint64_t sz = 0, grown;
-	unsigned char *p;
+	unsigned char *p, *m;
+	uint64_t sz, grown;
+	off_t pos, end;
 	size_t i;
-	off_t pos;
 
 	for (i = 0; i < (size_t)f->nmaps; i++)
 		munmap(f->maps[i], f->lens[i]);
 	f->nmaps = 0;
 
+	/* The position first: lseek(SEEK_END), for the size, moves it. */
 	pos = lseek(f->fd, 0, SEEK_CUR);
 	if (pos != f->pos) {
 		snprintf(why, len, "position %lld, expected %lld", (long long)pos, (long long)f->pos);
 		return why;
 	}
-	if (ioctl(f->fd, MMAP_BUF_GET_SIZE, &sz) || sz != f->size) {
-		snprintf(why, len, "size %llu, expected %llu", (unsigned long long)sz,
+	end = lseek(f->fd, 0, SEEK_END);
+	if (end < 0 || (uint64_t)end != f->size) {
+		snprintf(why, len, "size (lseek SEEK_END) %lld, expected %llu", (long long)end,
 			 (unsigned long long)f->size);
 		return why;
 	}
-	p = malloc(sz + ps);
+	sz = end;
+	grown = sz + ps;
+	p = malloc(grown);
 	if (!p)
 		return "out of memory";
 	if (pread(f->fd, p, sz, 0) != (ssize_t)sz) {
 		snprintf(why, len, "pread of the whole buffer: %s", strerror(errno));
 		goto out;
 	}
-	for (i = 0; i < sz && i < size; i++)
-		if (p[i] != f->model[i])
+	for (i = 0; i < sz; i++)
+		if (p[i] != expected(f, i))
 			break;
-	if (i < sz && i < size) {
-		snprintf(why, len, "byte %zu is %#x, expected %#x", i, p[i], f->model[i]);
+	if (i < sz) {
+		snprintf(why, len, "byte %zu is %#x, expected %#x", i, p[i], expected(f, i));
 		goto out;
 	}
-	/* No mapping is left: a resize must go through, and add zeroes. */
-	grown = sz + ps;
-	if (ioctl(f->fd, MMAP_BUF_SET_SIZE, &grown)) {
-		snprintf(why, len, "resize once unmapped: %s", strerror(errno));
+	/*
+	 * No mapping is left. Down to one page and up to one page more than
+	 * before: page 0 is kept, and the rest is new and zeroed, both for
+	 * read() and for a new mapping.
+	 */
+	if (set_size(f, ps) || set_size(f, grown)) {
+		snprintf(why, len, "shrink to a page and grow to %llu once unmapped: %s",
+			 (unsigned long long)grown, strerror(errno));
 		goto out;
 	}
-	memset(p, 0xff, ps);
-	if (pread(f->fd, p, ps, sz) != (ssize_t)ps || nonzero(p, ps)) {
-		snprintf(why, len, "the grown page is not zeroed");
+	memset(p, 0xff, grown);
+	if (pread(f->fd, p, grown, 0) != (ssize_t)grown) {
+		snprintf(why, len, "pread after the shrink and grow: %s", strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < ps; i++)
+		if (p[i] != expected(f, i))
+			break;
+	if (i < ps) {
+		snprintf(why, len, "after a shrink to one page and a grow, byte %zu is %#x, expected %#x",
+			 i, p[i], expected(f, i));
+		goto out;
+	}
+	if (nonzero(p + ps, grown - ps)) {
+		snprintf(why, len, "after a shrink to one page and a grow, the grown part is not zeroed");
+		goto out;
+	}
+	m = mmap(NULL, grown, PROT_READ, MAP_SHARED, f->fd, 0);
+	if (m == MAP_FAILED) {
+		snprintf(why, len, "mmap after the shrink and grow: %s", strerror(errno));
+		goto out;
+	}
+	i = memcmp(m, p, grown);
+	munmap(m, grown);
+	if (i) {
+		snprintf(why, len, "after a shrink to one page and a grow, a new mapping differs from read()");
 		goto out;
 	}
 	why = NULL;
@@ -1059,7 +1410,8 @@ static int setup(struct fx *f, unsigned char seed)
 		return -1;
 	if (ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz))
 		return -1;
-	f->model = malloc(size);
+	/* The pattern, then zeroes: what a grow would add. */
+	f->model = calloc(1, mcap);
 	if (!f->model)
 		return -1;
 	fill(f->model, size, seed, 0);
@@ -1086,12 +1438,21 @@ static void teardown(struct fx *f)
 int main(int argc, char **argv)
 {
 	size_t n = sizeof(cases) / sizeof(cases[0]), i, failed = 0;
+	struct sigaction sa = { 0 };
 	FILE *pf;
 
 	if (argc > 1)
 		dev = argv[1];
 	ps = sysconf(_SC_PAGESIZE);
 	size = NPAGES * ps;
+	mcap = MODEL_PAGES * ps;
+	sa.sa_sigaction = bus_handler;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL)) {
+		printf("Bail out! sigaction: %s\n", strerror(errno));
+		return 1;
+	}
 	pf = fopen("/sys/module/mmap_buf/parameters/max_size", "r");
 	if (!pf || fscanf(pf, "%" SCNu64, &max_size) != 1) {
 		printf("1..0 # SKIP mmap_buf's max_size parameter is not readable\n");
@@ -1115,12 +1476,13 @@ int main(int argc, char **argv)
 			continue;
 		}
 		f.pos = 0;
+		note[0] = 0;
 		errno = 0;
 		got = c->run(&f);
 		err = errno;
 		if (got == -2)
-			snprintf(why, sizeof(why), "the case's own check failed (errno %s)",
-				 strerrorname_np(err) ?: "0");
+			snprintf(why, sizeof(why), "the case's own check failed (errno %s)%s%s",
+				 strerrorname_np(err) ?: "0", *note ? ": " : "", note);
 		else if (c->kind == SHORT ? !(got > 0 && got <= want) : got != want)
 			snprintf(why, sizeof(why), "returned %ld (%s), expected %s%ld %s",
 				 got, got < 0 ? strerrorname_np(err) : "",

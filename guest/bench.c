@@ -22,10 +22,25 @@
  *                    two threads on disjoint halves (wall time); variant
  *                    cpu_loop: a loop of arithmetic per page and no memory
  *                    access, for how well two vCPUs run in parallel at all
+ *   fork             fork() (the parent's call; the child exits at once) of
+ *                    this process with a mapping of every page touched, of
+ *                    mmap_buf, memfd_filled (shared) or anon_private, and
+ *                    without one (variant "none"): fork() copies a
+ *                    mapping's page table entries only where it must
+ *                    (anonymous pages, VM_MIXEDMAP and the other
+ *                    VM_COPY_ON_FORK flags); for a plain shared file
+ *                    mapping the child faults afresh
  *
  * Variants of the page benchmarks:
  *   mmap_buf       /dev/mmap_buf resized with MMAP_BUF_SET_SIZE: its pages
- *                  exist from the resize on, a fault only maps one
+ *                  exist (in its page cache) from the resize on; a fault
+ *                  maps them, with the kernel's fault-around
+ *   mmap_buf_1pg   the same with the kernel's fault-around off (debugfs
+ *                  fault_around_bytes set to one page, for all file
+ *                  mappings, while this variant runs): one page per fault.
+ *                  Only where /sys/kernel/debug/fault_around_bytes exists
+ *                  (CONFIG_DEBUG_FS; debugfs is mounted if it is not); else
+ *                  the variant has no rows
  *   memfd_filled   memfd, ftruncate() and pwrite() of zeroes to every page
  *                  before mmap(): the pages are in its page cache
  *   memfd_fresh    memfd, ftruncate() only: a fault allocates the page
@@ -40,6 +55,13 @@
  * Every measurement checks something cheap: loads see zeroes, stores are
  * seen through the file (pread()) or the mapping, transfers move the bytes
  * expected. A failed check ends the program with status 1.
+ *
+ * v2 of the driver: the size is lseek(fd, 0, SEEK_END) (no GET_SIZE), and
+ * there is no fault_around_pages parameter: the driver's mappings are served
+ * by the page cache's fault path, whose fault-around is the kernel's global
+ * one. The CSV columns are those of v1. The ioctl header is the driver's
+ * private one, included by its path in the kernel tree (compile with
+ * -I<kernel tree>).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,11 +77,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <misc/mmap_buf.h>
+#include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
 
 #define KIB		1024ULL
 #define MIB		(1024 * KIB)
@@ -80,7 +104,7 @@ struct variant {
 	const char *name;
 	enum kind kind;
 	bool populate;
-	/* mmap_buf's fault_around_pages for this variant; 0: as loaded. */
+	/* The kernel's fault-around for this variant, in pages; 0: as booted. */
 	unsigned int fault_around;
 };
 
@@ -107,8 +131,11 @@ struct obj {
 };
 
 static const char *dev_path = "/dev/mmap_buf";
-static const char *fa_path = "/sys/module/mmap_buf/parameters/fault_around_pages";
-static unsigned int fa_default;	/* 0: the driver has no such parameter */
+/* The kernel's fault-around, for all file mappings (mm/memory.c). */
+#define DEBUGFS		"/sys/kernel/debug"
+static const char *fa_path = DEBUGFS "/fault_around_bytes";
+static unsigned int fa_default;	/* bytes, as booted; 0: no such file */
+static unsigned int fa_now;	/* bytes, what it is set to now */
 static FILE *csv;
 static size_t page_size;
 static uint64_t start_ns;
@@ -276,6 +303,7 @@ static void fill_zeroes(int fd, size_t size)
 static void obj_init(struct obj *o, enum kind kind, size_t size)
 {
 	__u64 sz = size;
+	off_t end;
 
 	o->fd = -1;
 	o->p = NULL;
@@ -288,10 +316,11 @@ static void obj_init(struct obj *o, enum kind kind, size_t size)
 			die("open %s", dev_path);
 		if (ioctl(o->fd, MMAP_BUF_SET_SIZE, &sz))
 			die("MMAP_BUF_SET_SIZE %s", size_str(size));
-		sz = 0;
-		if (ioctl(o->fd, MMAP_BUF_GET_SIZE, &sz) || sz != size)
-			fail("MMAP_BUF_GET_SIZE gives %llu, not %zu",
-			     (unsigned long long)sz, size);
+		/* The size; and the position back to 0 (pread/pwrite only). */
+		end = lseek(o->fd, 0, SEEK_END);
+		if (end != (off_t)size || lseek(o->fd, 0, SEEK_SET))
+			fail("lseek(SEEK_END) gives %lld, not %zu",
+			     (long long)end, size);
 		break;
 	case K_MEMFD_FILLED:
 	case K_MEMFD_FRESH:
@@ -390,17 +419,58 @@ static void cpu_loop(unsigned char *p, size_t npages, unsigned char tag)
 	(void)p;
 }
 
-/* Set mmap_buf's fault-around for variant @v, outside the timed part. */
-static void set_fault_around(const struct variant *v)
+static void write_fault_around(unsigned int n)
 {
-	unsigned int n = v->fault_around ? v->fault_around : fa_default;
 	FILE *f;
 
-	if (v->kind != K_MMAP_BUF || !fa_default)
-		return;
 	f = fopen(fa_path, "w");
 	if (!f || fprintf(f, "%u\n", n) < 0 || fclose(f))
 		die("cannot set %s to %u", fa_path, n);
+	fa_now = n;
+}
+
+/*
+ * Set the kernel's fault-around for variant @v, outside the timed part. It
+ * applies to every file mapping, memfd too: only the variant that asks for
+ * another value runs with it, the others with the value as booted.
+ */
+static void set_fault_around(const struct variant *v)
+{
+	unsigned int n = v->fault_around ? v->fault_around * page_size : fa_default;
+
+	if (!fa_default || n == fa_now)
+		return;
+	write_fault_around(n);
+}
+
+/* At exit, even after a failed check: the value as booted. */
+static void restore_fault_around(void)
+{
+	if (fa_default && fa_now != fa_default) {
+		FILE *f = fopen(fa_path, "w");
+
+		if (f) {
+			fprintf(f, "%u\n", fa_default);
+			fclose(f);
+		}
+	}
+}
+
+/* The kernel's fault_around_bytes, mounting debugfs if need be; 0 if none. */
+static unsigned int read_fault_around(void)
+{
+	unsigned int v = 0;
+	FILE *f;
+
+	if (access(fa_path, F_OK))
+		mount("debugfs", DEBUGFS, "debugfs", 0, NULL);
+	f = fopen(fa_path, "r");
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
 }
 
 static bool variant_runs(const struct variant *v)
@@ -728,6 +798,63 @@ static void bench_threads(size_t size, int reps)
 	pin_to_cpu(0);
 }
 
+#define FORKS		10	/* fork() calls per measurement */
+
+/* fork with a touched mapping of @kind, or none for @kind NR_KINDS. */
+static void measure_fork(enum kind kind, size_t size, int rep)
+{
+	size_t npages = size / page_size;
+	unsigned char tag = next_tag();
+	uint64_t t0, t1, total = 0;
+	int i, status;
+	struct obj o;
+	pid_t pid;
+
+	if (kind != NR_KINDS) {
+		obj_init(&o, kind, size);
+		obj_map(&o, false);
+		touch_write(o.p, npages, tag);
+	}
+	for (i = 0; i < FORKS; i++) {
+		t0 = now_ns();
+		pid = fork();
+		if (!pid)
+			_exit(kind == NR_KINDS || (o.p[0] == tag && o.p[size - 1] == 0) ? 0 : 1);
+		t1 = now_ns();
+		if (pid < 0)
+			die("fork");
+		if (waitpid(pid, &status, 0) != pid)
+			die("waitpid");
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			fail("fork: the child of %s does not see the parent's data",
+			     kind_name[kind]);
+		total += t1 - t0;
+	}
+	if (kind != NR_KINDS)
+		obj_fini(&o);
+	row("fork", kind == NR_KINDS ? "none" : kind_name[kind], size, rep,
+	    FORKS, 0, total, 0);
+}
+
+static void bench_fork(const size_t *sizes, int nsizes, int reps)
+{
+	static const enum kind kinds[] = {
+		NR_KINDS, K_MMAP_BUF, K_MEMFD_FILLED, K_ANON,
+	};
+	static const struct variant as_loaded = { .kind = K_MMAP_BUF };
+	int r, i, k, n = sizeof(kinds) / sizeof(kinds[0]);
+
+	set_fault_around(&as_loaded);
+	for (i = 0; i < nsizes; i++) {
+		for (r = 0; r < reps; r++) {
+			progress("fork %s repeat %d/%d", size_str(sizes[i]), r + 1,
+				 reps);
+			for (k = 0; k < n; k++)
+				measure_fork(kinds[(k + r) % n], sizes[i], r);
+		}
+	}
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -738,7 +865,8 @@ static void usage(FILE *f)
 		"  -R, --big-repeats N   repeats above 64M (default: (N+1)/2)\n"
 		"  -b, --bw-max SIZE     largest read/write transfer (default: 64M)\n"
 		"  -t, --threads-size SIZE  fault_threads mapping (default: 64M)\n"
-		"  -O, --only LIST       of touch,map,bw,threads (default: all)\n"
+		"  -f, --fork-size SIZE  largest fork mapping (default: 256M)\n"
+		"  -O, --only LIST       of touch,map,bw,threads,fork (default: all)\n"
 		"  -d, --dev PATH        device (default: /dev/mmap_buf)\n"
 		"SIZE: bytes or with K, M, G (binary).\n");
 }
@@ -752,21 +880,23 @@ int main(int argc, char **argv)
 		{ "big-repeats",  required_argument, NULL, 'R' },
 		{ "bw-max",	  required_argument, NULL, 'b' },
 		{ "threads-size", required_argument, NULL, 't' },
+		{ "fork-size",	  required_argument, NULL, 'f' },
 		{ "only",	  required_argument, NULL, 'O' },
 		{ "dev",	  required_argument, NULL, 'd' },
 		{ "help",	  no_argument,	     NULL, 'h' },
 		{ }
 	};
 	uint64_t max_size = GIB, bw_max = 64 * MIB, threads_size = 64 * MIB;
-	const char *out = NULL, *only = "touch,map,bw,threads";
-	size_t sizes[16], bw_sizes[16];
-	int reps = 5, big_reps = 0, nsizes = 0, nbw = 0, c;
+	uint64_t fork_max = 256 * MIB;
+	const char *out = NULL, *only = "touch,map,bw,threads,fork";
+	size_t sizes[16], bw_sizes[16], fork_sizes[2];
+	int reps = 5, big_reps = 0, nsizes = 0, nbw = 0, nfork = 0, c;
 	unsigned long long drv_max = 0;
 	struct utsname uts;
 	uint64_t size;
 	FILE *f;
 
-	while ((c = getopt_long(argc, argv, "o:m:r:R:b:t:O:d:h", opts,
+	while ((c = getopt_long(argc, argv, "o:m:r:R:b:t:f:O:d:h", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'o':
@@ -786,6 +916,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			threads_size = parse_size(optarg);
+			break;
+		case 'f':
+			fork_max = parse_size(optarg);
 			break;
 		case 'O':
 			only = optarg;
@@ -817,12 +950,11 @@ int main(int argc, char **argv)
 			drv_max = 0;
 		fclose(f);
 	}
-	f = fopen(fa_path, "r");
-	if (f) {
-		if (fscanf(f, "%u", &fa_default) != 1)
-			fa_default = 0;
-		fclose(f);
-	}
+	fa_default = fa_now = read_fault_around();
+	if (fa_default)
+		atexit(restore_fault_around);
+	else
+		progress("no %s (CONFIG_DEBUG_FS=n?): no mmap_buf_1pg rows", fa_path);
 	if (drv_max && max_size > drv_max) {
 		progress("mmap_buf max_size is %s: --max-size lowered to it",
 			 size_str(drv_max));
@@ -835,6 +967,12 @@ int main(int argc, char **argv)
 		bw_sizes[nbw++] = size;
 	if (threads_size > max_size)
 		threads_size = max_size;
+	/* A quarter of the largest, and the largest (256M: 65,536 pages). */
+	if (fork_max > max_size)
+		fork_max = max_size;
+	if (fork_max / 4 >= page_size)
+		fork_sizes[nfork++] = fork_max / 4 / page_size * page_size;
+	fork_sizes[nfork++] = fork_max / page_size * page_size;
 
 	csv = stdout;
 	if (out) {
@@ -843,7 +981,7 @@ int main(int argc, char **argv)
 			die("%s", out);
 	}
 	uname(&uts);
-	progress("kernel %s, %d CPUs, page %zu, mmap_buf max_size %llu, fault_around_pages %u",
+	progress("kernel %s, %d CPUs, page %zu, mmap_buf max_size %llu, fault_around_bytes %u",
 		 uts.release, ncpus, page_size, drv_max, fa_default);
 	progress("sizes %s..%s, repeats %d (above 64M: %d)", size_str(sizes[0]),
 		 size_str(sizes[nsizes - 1]), reps, big_reps);
@@ -858,9 +996,11 @@ int main(int argc, char **argv)
 		bench_bw(bw_sizes, nbw, reps);
 	if (strstr(only, "threads"))
 		bench_threads(threads_size, reps);
+	if (strstr(only, "fork"))
+		bench_fork(fork_sizes, nfork, reps);
 
 	if (fa_default) {
-		/* Back to the driver's setting. */
+		/* Back to the kernel's setting as booted. */
 		static const struct variant reset = { .kind = K_MMAP_BUF };
 
 		set_fault_around(&reset);

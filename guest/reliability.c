@@ -5,28 +5,41 @@
  * and exits 0 only if every check passed:
  *
  *   reliability lifetime [CYCLES]
- *	The module cannot be unloaded while a file is open, nor while only a
- *	mapping remains (that mapping keeps working), and can be once the last
- *	mapping is gone. Then CYCLES (100) load / open / map / touch / unload
- *	cycles.
+ *	The last munmap() of a buffer whose file is closed frees it without
+ *	holding mmap_lock. The module cannot be unloaded while a file is
+ *	open, nor while only a mapping remains (that mapping keeps working),
+ *	and can be once the last mapping is gone. Then CYCLES (100) load /
+ *	open / map / touch / unload cycles.
  *   reliability leak [CYCLES] [--report-only]
- *	CYCLES (10000) open / resize / mmap / touch / munmap / close cycles in
- *	a memory cgroup of their own; the cgroup's charge, and MemFree, Slab
- *	and VmallocUsed from /proc/meminfo, must come back to where they were.
+ *	A buffer survives drop_caches and compaction. Then CYCLES (10000)
+ *	open / resize / mmap / touch / resize while mapped / munmap / close
+ *	cycles in a memory cgroup of their own; the cgroup's charge, and
+ *	MemFree, Slab and VmallocUsed from /proc/meminfo, must come back to
+ *	where they were.
  *	--report-only prints the deltas without judging them (under KASAN,
  *	whose quarantine holds freed objects back).
  *   reliability security
  *	The device node is root's and 0600, other users cannot open it,
- *	memory reaches user space zeroed, and a buffer is charged to its
- *	opener's memory cgroup.
+ *	memory reaches user space zeroed (a new buffer, a grown one, and
+ *	what a shrink and grow shows through a mapping that stayed), and a
+ *	buffer is charged to its opener's memory cgroup, as file memory.
  *
  * The module is loaded by modprobe(8) with the parameters the caller gives.
+ *
+ * v2 of the driver: the buffer is the page cache of an inode of its own,
+ * charged to the memory cgroup as file pages (memory.stat "file"; v1's were
+ * kernel memory, "kernel"); it is freed when the last file reference goes,
+ * at the last close() or munmap(). It can be resized while mapped: the leak
+ * cycles and the security checks do that too. The ioctl header is the
+ * driver's private one, included by its path in the kernel tree (compile
+ * with -I<kernel tree>).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,7 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <misc/mmap_buf.h>
+#include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
 
 #define DEV	"/dev/mmap_buf"
 #define MODULE	"mmap_buf"
@@ -116,6 +129,129 @@ static int set_size(int fd, uint64_t size)
 
 /* --- lifetime -------------------------------------------------------- */
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+#define PROBES	(1 << 20)
+
+/* A thread that times mmap() + munmap() of an anonymous page, in a loop. */
+struct prober {
+	pthread_t thread;
+	int stop, running;			/* __atomic */
+	size_t n;
+	uint64_t t[PROBES][2];			/* start, end of each call pair */
+};
+
+static void *prober_fn(void *arg)
+{
+	struct prober *pr = arg;
+
+	__atomic_store_n(&pr->running, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&pr->stop, __ATOMIC_ACQUIRE) && pr->n < PROBES) {
+		uint64_t t0 = now_ns();
+		void *q = mmap(NULL, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (q != MAP_FAILED)
+			munmap(q, ps);
+		pr->t[pr->n][0] = t0;
+		pr->t[pr->n][1] = now_ns();
+		pr->n++;
+	}
+	return NULL;
+}
+
+static long long read_ll(const char *path);
+
+static long param_read(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", MODULE, name);
+	return (long)read_ll(path);
+}
+
+/*
+ * The last reference to a buffer can be its last mapping, after close():
+ * munmap() then frees it. munmap() holds mmap_lock while it removes the
+ * VMAs and calls their ->close, so a buffer freed from there (as v1 freed
+ * its pages and vunmap()ed them in the last ->close) stalls every other
+ * thread of the process that wants mmap_lock for as long as the free takes.
+ * The free must happen after mmap_lock is dropped (the file's last fput()).
+ *
+ * A buffer as large as max_size allows, mapped by one page: the munmap()
+ * zaps one PTE and frees every page of the buffer. Meanwhile another thread
+ * maps and unmaps an anonymous page in a loop; its longest call that
+ * overlaps the munmap() must take under half the munmap()'s time.
+ */
+static void free_outside_mmap_lock(void)
+{
+	uint64_t start, end, worst = 0, size;
+	struct prober *pr;
+	unsigned char *p;
+	long max_size;
+	size_t i, overlapping = 0;
+	int fd;
+
+	max_size = param_read("max_size");
+	size = max_size > 256L << 20 ? 256ULL << 20 : (uint64_t)max_size;
+	pr = calloc(1, sizeof(*pr));
+	fd = open(DEV, O_RDWR);
+	if (!pr || fd < 0 || max_size <= 0 || set_size(fd, size)) {
+		check(0, "free outside mmap_lock: set up a %" PRIu64 " MiB buffer: %s",
+		      size >> 20, strerror(errno));
+		goto out;
+	}
+	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		check(0, "free outside mmap_lock: mmap: %s", strerror(errno));
+		goto out;
+	}
+	p[0] = 1;
+	close(fd);
+	fd = -1;
+	if (pthread_create(&pr->thread, NULL, prober_fn, pr)) {
+		check(0, "free outside mmap_lock: pthread_create");
+		munmap(p, ps);
+		goto out;
+	}
+	while (!__atomic_load_n(&pr->running, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	usleep(20000);
+	start = now_ns();
+	munmap(p, ps);
+	end = now_ns();
+	usleep(20000);
+	__atomic_store_n(&pr->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(pr->thread, NULL);
+
+	for (i = 0; i < pr->n; i++) {
+		if (pr->t[i][1] < start || pr->t[i][0] > end)
+			continue;
+		overlapping++;
+		if (pr->t[i][1] - pr->t[i][0] > worst)
+			worst = pr->t[i][1] - pr->t[i][0];
+	}
+	diag("munmap() freeing %" PRIu64 " MiB took %.1f ms; the other thread's longest mmap()+munmap() during it %.1f ms (%zu calls overlapped)",
+	     size >> 20, (end - start) / 1e6, worst / 1e6, overlapping);
+	if (end - start < 5000000) {
+		printf("ok %d - the last munmap() frees the buffer outside mmap_lock # SKIP the free took under 5 ms, too fast to tell\n",
+		       ++ntest);
+		goto out;
+	}
+	check(overlapping > 0 && worst < (end - start) / 2,
+	      "the last munmap() frees the buffer outside mmap_lock: another thread's mmap() waited %.1f ms of the %.1f ms",
+	      worst / 1e6, (end - start) / 1e6);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(pr);
+}
+
 static int lifetime(int cycles)
 {
 	unsigned char *p;
@@ -123,6 +259,8 @@ static int lifetime(int cycles)
 
 	if (!module_loaded() && load())
 		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
+
+	free_outside_mmap_lock();
 
 	fd = open(DEV, O_RDWR);
 	check(fd >= 0, "open %s", DEV);
@@ -293,10 +431,14 @@ static void leave_cgroup(void)
 	rmdir(CG);
 }
 
-/* One cycle; 0 if every step did what it should. */
+/*
+ * One cycle; 0 if every step did what it should. v2: the buffer is shrunk
+ * and grown back while mapped, so that the cycle also frees pages that are
+ * mapped (the truncation of a live mapping) and adds pages under it.
+ */
 static int leak_cycle(unsigned int *seed)
 {
-	size_t pages = 1 + rand_r(seed) % 64, i;
+	size_t pages = 1 + rand_r(seed) % 64, keep = 1 + rand_r(seed) % pages, i;
 	unsigned char *p;
 	int fd, ok;
 
@@ -310,10 +452,44 @@ static int leak_cycle(unsigned int *seed)
 			ok &= p[i * ps] == 0;
 			p[i * ps + i % ps] = 1;
 		}
+		/* Pages from keep on are cut, then come back zeroed. */
+		if (keep < pages)
+			ok &= !set_size(fd, keep * ps) && !set_size(fd, pages * ps);
+		for (i = 0; i < pages; i++)
+			ok &= p[i * ps + i % ps] == (i < keep ? 1 : 0);
 		munmap(p, pages * ps);
 	} else {
 		ok = 0;
 	}
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* 0 if a patterned 64-page buffer comes out of settle() unchanged. */
+static int keeps_contents(void)
+{
+	size_t len = 64 * ps, i;
+	unsigned char *p, *q;
+	int fd, ok;
+
+	fd = open(DEV, O_RDWR);
+	if (fd < 0)
+		return -1;
+	q = malloc(len);
+	p = set_size(fd, len) ? MAP_FAILED :
+		mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ok = q && p != MAP_FAILED;
+	if (ok) {
+		for (i = 0; i < len; i++)
+			p[i] = (unsigned char)(i * 7 + i / ps + 1);
+		settle();
+		ok = pread(fd, q, len, 0) == (ssize_t)len && !memcmp(p, q, len);
+		for (i = 0; ok && i < len; i++)
+			ok = p[i] == (unsigned char)(i * 7 + i / ps + 1);
+	}
+	if (p != MAP_FAILED)
+		munmap(p, len);
+	free(q);
 	close(fd);
 	return ok ? 0 : -1;
 }
@@ -332,6 +508,12 @@ static int leak(int cycles, int report_only)
 	if (!have_cg)
 		diag("no cgroup v2 memory controller: MemFree, Slab and VmallocUsed only");
 
+	/*
+	 * v2: the buffer is page cache, but dirty and unevictable: dropping
+	 * the caches (as settle() does) and compaction must not lose it.
+	 */
+	check(!keeps_contents(), "a buffer keeps its contents across drop_caches and compaction");
+
 	/* Warm up: slab caches, page tables and vmap areas reach their size. */
 	for (i = 0; i < 500; i++)
 		bad += !!leak_cycle(&seed);
@@ -345,7 +527,7 @@ static int leak(int cycles, int report_only)
 	settle();
 	take(&b, have_cg);
 
-	check(!bad, "%d open/resize/mmap/touch/munmap/close cycles (1-64 pages) in %.1f s: %d failed",
+	check(!bad, "%d open/resize/mmap/touch/resize-while-mapped/munmap/close cycles (1-64 pages) in %.1f s: %d failed",
 	      cycles, secs, bad);
 	diag("deltas over %d cycles: MemFree %+lld KiB, Slab %+lld KiB (SUnreclaim %+lld), VmallocUsed %+lld KiB, PageTables %+lld KiB, memcg %+lld bytes",
 	     cycles, b.memfree - a.memfree, b.slab - a.slab, b.sunreclaim - a.sunreclaim,
@@ -361,8 +543,13 @@ static int leak(int cycles, int report_only)
 		/*
 		 * Noise: per-CPU free page lists, and memcg's per-CPU charge
 		 * batches (64 pages a CPU). Every cycle allocates 1 to 64
-		 * pages, a page array, a struct mmap_buf and a vmap area: a
-		 * leak of any of them in one cycle out of ten shows.
+		 * page cache pages (and again up to 63 after the shrink), an
+		 * inode and the xarray nodes of its page cache, and, since no
+		 * other buffer exists meanwhile, mounts the driver's pseudo
+		 * file system (a super block and a mount) and unmounts it at
+		 * the close: a leak of any of them in one cycle out of ten
+		 * shows. The driver allocates nothing with vmalloc any more;
+		 * VmallocUsed must not grow all the same.
 		 */
 		long long lim_pages = (long long)cycles / 10 * (long long)ps;
 
@@ -480,6 +667,19 @@ static int security(void)
 	      is_zero(q + ps, (16 << 20) - ps),
 	      "after shrinking to a page and growing back, all but that page reads as zeroes");
 	free(q);
+
+	/*
+	 * v2: the same while mapped. The mapping stays, and must show the
+	 * new, zeroed pages: never the freed ones, which held the secret.
+	 */
+	p = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED)
+		memset(p, 0xa5, 16 << 20);
+	check(p != MAP_FAILED && !set_size(fd, ps) && !set_size(fd, 16ULL << 20) &&
+	      p[0] == (unsigned char)0xa5 && is_zero(p + ps, (16 << 20) - ps),
+	      "shrinking to a page and growing back while mapped: the mapping shows zeroes past that page");
+	if (p != MAP_FAILED)
+		munmap(p, 16 << 20);
 	close(fd);
 
 	/* The memory is charged to the opener's memory cgroup. */
@@ -487,20 +687,35 @@ static int security(void)
 		printf("ok %d - # SKIP no cgroup v2 memory controller\n", ++ntest);
 		return finish();
 	} else {
-		long long c0 = read_ll(CG "/memory.current"), k0 = memstat("kernel"), c1, k1, c2;
+		long long c0 = read_ll(CG "/memory.current"), f0 = memstat("file"),
+			  k0 = memstat("kernel"), c1, f1, k1, c2, f2;
 
+		/*
+		 * v2: page cache of the buffer's own inode, charged as file
+		 * memory (v1: "kernel"). Dropped at the last reference to the
+		 * file: here the close(), since nothing maps it.
+		 */
 		fd = open(DEV, O_RDWR);
 		r = fd >= 0 ? set_size(fd, big) : -1;
 		c1 = read_ll(CG "/memory.current");
+		f1 = memstat("file");
 		k1 = memstat("kernel");
 		close(fd);
+		/*
+		 * The last pages added to the page cache may still sit in a
+		 * per-CPU LRU batch, which holds a reference: they are freed,
+		 * and uncharged, once it drains (drop_caches drains them all).
+		 */
+		write_str("/proc/sys/vm/drop_caches", "1");
 		c2 = read_ll(CG "/memory.current");
-		diag("memcg memory.current: %lld before, %lld with a 64 MiB buffer, %lld after close; memory.stat kernel %+lld",
-		     c0, c1, c2, k1 - k0);
-		check(!r && c1 - c0 >= (long long)big && k1 - k0 >= (long long)big,
-		      "a 64 MiB buffer raises the cgroup's memory.current and kernel by 64 MiB or more (%+lld, %+lld)",
-		      c1 - c0, k1 - k0);
-		check(c1 - c2 >= (long long)big, "closing the file uncharges it (%+lld)", c2 - c1);
+		f2 = memstat("file");
+		diag("memcg memory.current: %lld before, %lld with a 64 MiB buffer, %lld after close; memory.stat file %+lld then %+lld, kernel %+lld",
+		     c0, c1, c2, f1 - f0, f2 - f1, k1 - k0);
+		check(!r && c1 - c0 >= (long long)big && f1 - f0 >= (long long)big,
+		      "a 64 MiB buffer raises the cgroup's memory.current and file by 64 MiB or more (%+lld, %+lld)",
+		      c1 - c0, f1 - f0);
+		check(c1 - c2 >= (long long)big && f1 - f2 >= (long long)big,
+		      "closing the file uncharges it (%+lld, file %+lld)", c2 - c1, f2 - f1);
 		leave_cgroup();
 	}
 	return finish();

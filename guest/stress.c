@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Stress test of /dev/mmap_buf: PROCS processes of THREADS threads each do
- * random operations on the device for a bounded time and check, after every
- * one, that the device still behaves as its uapi header and documentation
- * say.
+ * Stress test of /dev/mmap_buf, v2 of the driver: PROCS processes of THREADS
+ * threads each do random operations on the device for a bounded time and
+ * check, after every one, that the device still behaves as its ioctl header
+ * (drivers/misc/mmap_buf/mmap_buf_uapi.h) and documentation say.
  *
  * Every thread keeps a shadow copy of the bytes it alone writes:
  *
@@ -11,25 +11,72 @@
  *    file per process; the slices are disjoint and page aligned), used with
  *    pread(), pwrite() and mappings only, since the file position is shared;
  *  - up to three buffers of its own (private open files), with which it
- *    does everything: read(), write(), lseek(), resizes, close().
+ *    does everything: read(), write(), lseek(), resizes, mremap(), close().
  *
  * So every byte read back, through read(), pread() or any mapping, must be
- * the byte the shadow holds. A resize of a buffer the thread has mapped must
- * fail with EBUSY; one of an unmapped buffer must succeed, keep the contents
- * up to the smaller size and read as zeroes past it. Forked children map
- * copies of all mappings of the process, so a resize that must succeed
- * takes a lock that excludes forks (a fork holds it until its child is
- * reaped). The children check the mappings and files they inherit, write
- * through them as planned by the parent, and try to resize a buffer they
- * map (EBUSY); the parent may unmap its own mappings meanwhile, and then
- * must get EBUSY from a resize too, because the child still maps it.
+ * the byte the shadow holds.
+ *
+ * The v2 rules, and how the checks stay exact:
+ *
+ *  - A resize always succeeds, mapped or not (ENOMEM is allowed and
+ *    counted; a size of 0 or above max_size is EINVAL). It keeps the
+ *    contents up to the smaller size, and what it grows by reads as
+ *    zeroes, through read() and through every mapping that covers it. A
+ *    shrink unmaps the cut pages from every mapping: touching them raises
+ *    SIGBUS, as does touching a page that mremap() grew a mapping by past
+ *    the end of the buffer (v1 refused the mremap() with EFAULT). The size
+ *    is lseek(fd, 0, SEEK_END) (v1's GET_SIZE is gone).
+ *
+ *  - A private buffer is resized only by the thread that owns it, the only
+ *    thread that touches it or its mappings, so that thread always knows
+ *    its size. A page of one of its mappings is "live" while it lies below
+ *    the size, "dead" (past the end) otherwise. Loads, stores and checks
+ *    through mappings only touch live pages; a dead page is touched on
+ *    purpose only, by the "access past the end" operation and right after
+ *    a shrink that cut a mapped page, and that must raise SIGBUS for that
+ *    very address. The thread catches it with sigsetjmp()/siglongjmp(),
+ *    armed around that one access; a SIGBUS or SIGSEGV anywhere else is a
+ *    violation that ends the process.
+ *
+ *  - The shared buffer's slices lie below its base size and nothing ever
+ *    shrinks it below that, so the slices are exact whatever happens above.
+ *    Above the base lies a tail of up to TAIL_PAGES pages, which each
+ *    process maps once (the "window") before its threads start, and which
+ *    any thread may resize while the other threads use their slices and
+ *    the window. Resizes of the tail go one at a time (tail_lock, taken
+ *    for writing), so the resizing thread knows the size and checks its
+ *    results exactly: the grown part reads zeroes (it then fills it with a
+ *    fixed pattern, tail_pat()), a cut page raises SIGBUS through the
+ *    window, the rest keeps the pattern. Other threads read the window
+ *    meanwhile, racing with those resizes, under a sequence count that the
+ *    resizer makes odd before its SET_SIZE and even again once the size is
+ *    stable and every byte below it holds the pattern. A reader that saw
+ *    the same even count before and after its access raced with no resize:
+ *    below the size it must read the pattern without SIGBUS, past it it
+ *    must get SIGBUS. One that overlapped a resize may get SIGBUS, a zero
+ *    or the pattern, nothing else. Resizes to the current size, which
+ *    change nothing, run concurrently with each other (tail_lock taken for
+ *    reading) and must all succeed.
+ *
+ *  - Forked children copy every mapping of the process. They check the
+ *    mappings and files they inherit, write through them as planned by the
+ *    parent, and resize a buffer they map to the size it has (which must
+ *    succeed). The parent may unmap its own mappings of one of its buffers
+ *    first and resize that buffer while only the child maps it (v1: EBUSY);
+ *    it tells the child the new size, and the child checks its mappings of
+ *    it: the kept part, and SIGBUS past the new end. A child touches only
+ *    what the forking thread owns, which nobody else resizes meanwhile (the
+ *    forking thread waits for the child); other threads' resizes unmap
+ *    pages from the child's copies of their mappings too, which the child
+ *    does not touch. (v1 kept forks and resizes apart with a lock: a fork
+ *    child made every resize of the process fail with EBUSY.)
  *
  * Violations are printed to stderr; a summary and TAP go to stdout. The
  * exit status is 0 only if there was no violation, every process and
  * thread finished, and every kind of operation was done at least once.
  *
- * Build with the kernel's exported headers:
- *	gcc -O2 -Wall -Wextra -Werror -pthread -I<kdir>/usr/include \
+ * Build with the driver's private header, from the kernel tree:
+ *	gcc -O2 -Wall -Wextra -Werror -pthread -I<kernel tree> \
  *		-o stress stress.c
  * Add -DSTRESS_SELFTEST_CORRUPT to check that the test can fail: the first
  * thread then corrupts its shadow once, which must be reported.
@@ -39,6 +86,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -52,7 +100,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <misc/mmap_buf.h>
+#include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
 
 #define MAX_BUFS	4	/* per thread: [0] is its shared slice */
 #define MAX_MAPS	8	/* mappings per thread */
@@ -60,14 +108,17 @@
 #define MAX_PRIV_SIZE	(4 << 20)
 #define MAX_PLAN	3	/* writes a fork child does */
 #define MAX_REPORTS	40	/* violations printed per thread */
+#define TAIL_PAGES	16	/* the shared buffer's resizable tail, at most */
+#define PEEKS		4	/* racing loads per "load (racing a resize)" */
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define GRACE_SECS	180	/* after the duration, before stragglers die */
 
 enum op {
 	OP_OPEN, OP_CLOSE, OP_MMAP, OP_MMAP_BAD, OP_MUNMAP, OP_MUNMAP_PART,
-	OP_MREMAP, OP_MADVISE, OP_FORK, OP_FORK_EBUSY, OP_READ, OP_PREAD,
-	OP_WRITE, OP_PWRITE, OP_LOAD, OP_STORE, OP_LSEEK, OP_GET_SIZE,
-	OP_RESIZE, OP_RESIZE_EBUSY, OP_RESIZE_EINVAL, NR_OPS
+	OP_MREMAP, OP_MREMAP_GROW, OP_MADVISE, OP_FORK, OP_FORK_RESIZE,
+	OP_READ, OP_PREAD, OP_WRITE, OP_PWRITE, OP_LOAD, OP_STORE, OP_LSEEK,
+	OP_SIZE, OP_RESIZE, OP_RESIZE_MAPPED, OP_RESIZE_EINVAL,
+	OP_RESIZE_SHARED, OP_RESIZE_SAME, OP_SIGBUS, OP_TAIL_PEEK, NR_OPS
 };
 
 static const char *const op_names[NR_OPS] = {
@@ -78,9 +129,10 @@ static const char *const op_names[NR_OPS] = {
 	[OP_MUNMAP] = "munmap (whole)",
 	[OP_MUNMAP_PART] = "munmap (partial)",
 	[OP_MREMAP] = "mremap (shrink)",
+	[OP_MREMAP_GROW] = "mremap (grow)",
 	[OP_MADVISE] = "madvise(DONTNEED)",
 	[OP_FORK] = "fork",
-	[OP_FORK_EBUSY] = "resize while child maps",
+	[OP_FORK_RESIZE] = "resize while child maps",
 	[OP_READ] = "read",
 	[OP_PREAD] = "pread",
 	[OP_WRITE] = "write",
@@ -88,10 +140,14 @@ static const char *const op_names[NR_OPS] = {
 	[OP_LOAD] = "load (mapping)",
 	[OP_STORE] = "store (mapping)",
 	[OP_LSEEK] = "lseek",
-	[OP_GET_SIZE] = "GET_SIZE",
+	[OP_SIZE] = "size (SEEK_END)",
 	[OP_RESIZE] = "SET_SIZE (ok)",
-	[OP_RESIZE_EBUSY] = "SET_SIZE (EBUSY)",
+	[OP_RESIZE_MAPPED] = "SET_SIZE (ok, mapped)",
 	[OP_RESIZE_EINVAL] = "SET_SIZE (EINVAL)",
+	[OP_RESIZE_SHARED] = "SET_SIZE (shared tail)",
+	[OP_RESIZE_SAME] = "SET_SIZE (shared, same)",
+	[OP_SIGBUS] = "past the end (SIGBUS)",
+	[OP_TAIL_PEEK] = "load (racing a resize)",
 };
 
 /* The operations a thread picks from, and how often. */
@@ -100,10 +156,11 @@ static const struct {
 	unsigned int weight;
 } op_weights[] = {
 	{ OP_OPEN, 2 }, { OP_CLOSE, 2 }, { OP_MMAP, 6 }, { OP_MUNMAP, 3 },
-	{ OP_MUNMAP_PART, 3 }, { OP_MREMAP, 2 }, { OP_MADVISE, 3 },
-	{ OP_FORK, 1 }, { OP_READ, 6 }, { OP_PREAD, 8 }, { OP_WRITE, 6 },
-	{ OP_PWRITE, 8 }, { OP_LOAD, 10 }, { OP_STORE, 10 }, { OP_LSEEK, 5 },
-	{ OP_GET_SIZE, 3 }, { OP_RESIZE, 6 },
+	{ OP_MUNMAP_PART, 3 }, { OP_MREMAP, 2 }, { OP_MREMAP_GROW, 2 },
+	{ OP_MADVISE, 3 }, { OP_FORK, 1 }, { OP_READ, 6 }, { OP_PREAD, 8 },
+	{ OP_WRITE, 6 }, { OP_PWRITE, 8 }, { OP_LOAD, 10 }, { OP_STORE, 10 },
+	{ OP_LSEEK, 5 }, { OP_SIZE, 3 }, { OP_RESIZE, 6 },
+	{ OP_RESIZE_SHARED, 3 }, { OP_SIGBUS, 2 }, { OP_TAIL_PEEK, 4 },
 };
 
 /* Shared with the top process: what the threads of one process did. */
@@ -119,7 +176,7 @@ struct buf {
 	bool shared;		/* this thread's slice of the shared buffer */
 	int fd;			/* -1 once closed: only mappings are left */
 	unsigned int id;	/* 0 for the shared buffer */
-	uint64_t size;		/* the whole buffer's size */
+	uint64_t size;		/* private: the size; shared: the base size */
 	uint64_t lo, hi;	/* the bytes this thread owns */
 	unsigned char *shadow;	/* their expected contents, from lo */
 	uint64_t pos;		/* file position (private buffers) */
@@ -139,8 +196,18 @@ struct map {
 struct proc {
 	int idx;
 	int sfd;		/* the shared buffer */
-	uint64_t ssize, slice;
-	pthread_rwlock_t fork_lock;
+	uint64_t ssize, slice;	/* ssize: the base size, never cut */
+	/*
+	 * The tail: [ssize, ssize + tail_max) of the shared buffer, mapped
+	 * at window; its first tail_size bytes exist and hold tail_pat().
+	 * tail_lock: writers resize it, one at a time; readers need a size
+	 * that does not change. tail_seq: odd while a resize is under way.
+	 */
+	uint64_t tail_max;
+	unsigned char *window;
+	pthread_rwlock_t tail_lock;
+	uint64_t tail_size;
+	uint64_t tail_seq;
 	struct stats *st;
 };
 
@@ -168,6 +235,13 @@ struct plan {
 	uint64_t seed;
 };
 
+/* From a parent to its fork child: the buffer it resized, if any. */
+struct fork_msg {
+	int idx;		/* in bufs[]; -1: none */
+	uint64_t size;		/* its size now */
+	uint64_t cap;		/* the bytes its shadow has room for */
+};
+
 static size_t pg;
 static const char *dev = "/dev/mmap_buf";
 static uint64_t default_size, max_size;
@@ -178,13 +252,26 @@ static struct timespec t_start, t_end;
 static __thread const char *cur_op = "setup";
 static struct stats *proc_stats;
 
-/* A driver that maps the wrong pages, or none, kills us: say where. */
+/* An expected SIGBUS: armed around one access, per thread. */
+static __thread sigjmp_buf bus_env;
+static __thread volatile sig_atomic_t bus_armed;
+static __thread void *volatile bus_addr;
+
+/*
+ * SIGBUS where it is expected goes back to probe(). Otherwise: a driver that
+ * maps the wrong pages, or none, kills us: say where.
+ */
 static void fatal_signal(int sig, siginfo_t *si, void *uc)
 {
 	char msg[200];
 	int n;
 
 	(void)uc;
+	if (sig == SIGBUS && bus_armed) {
+		bus_armed = 0;
+		bus_addr = si->si_addr;
+		siglongjmp(bus_env, 1);
+	}
 	if (proc_stats)
 		__atomic_add_fetch(&proc_stats->violations, 1, __ATOMIC_RELAXED);
 	n = snprintf(msg, sizeof(msg),
@@ -194,6 +281,26 @@ static void fatal_signal(int sig, siginfo_t *si, void *uc)
 		n = 0;
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+/*
+ * Read the byte at @addr into *@val, or write *@val there. Return true if
+ * that raised SIGBUS; bus_addr then says for which address.
+ */
+static bool probe(unsigned char *addr, bool write, unsigned char *val)
+{
+	bus_addr = NULL;
+	if (sigsetjmp(bus_env, 1)) {
+		bus_armed = 0;
+		return true;
+	}
+	bus_armed = 1;
+	if (write)
+		*(volatile unsigned char *)addr = *val;
+	else
+		*val = *(volatile unsigned char *)addr;
+	bus_armed = 0;
+	return false;
 }
 
 static uint64_t splitmix64(uint64_t *s)
@@ -226,6 +333,12 @@ static void fill(unsigned char *p, size_t len, uint64_t s)
 		p[i] = v;
 		v >>= 8;
 	}
+}
+
+/* What byte @x of the shared buffer's tail holds while it exists: never 0. */
+static unsigned char tail_pat(uint64_t x)
+{
+	return (unsigned char)((x * 131 + (x >> 12) * 7) | 1);
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -340,37 +453,115 @@ static void verify_fd(struct thr *t, const char *op, struct buf *b,
 	}
 }
 
-static bool get_size_ok(struct thr *t, struct buf *b, const char *op)
+static int set_size(int fd, uint64_t size)
 {
-	__u64 size = 0;
-	int ret = ioctl(b->fd, MMAP_BUF_GET_SIZE, &size);
+	__u64 v = size;
 
-	snprintf(t->what, sizeof(t->what), "%s: GET_SIZE of buffer %u", op, b->id);
-	if (!expect(t, ret, errno, 0, 0))
-		return false;
-	if (size != b->size) {
-		violation(t, "%s: GET_SIZE of buffer %u: expected %" PRIu64 ", got %llu",
-			  op, b->id, b->size, (unsigned long long)size);
-		return false;
-	}
-	return true;
+	return ioctl(fd, MMAP_BUF_SET_SIZE, &v);
 }
 
-/* After a violation that may have changed @b's size: believe the device. */
+/* Whether @fd's buffer is @size bytes: a byte at size - 1, none at size. */
+static bool size_probe(int fd, uint64_t size)
+{
+	unsigned char c;
+
+	return size && pread(fd, &c, 1, size - 1) == 1 && pread(fd, &c, 1, size) == 0;
+}
+
+/*
+ * Where pages of @b's mappings are dead for sure: past the size of a private
+ * buffer, past the largest tail of the shared one.
+ */
+static uint64_t dead_from(const struct thr *t, const struct buf *b)
+{
+	return b->shared ? t->p->ssize + t->p->tail_max : b->size;
+}
+
+/*
+ * Is @b's size the one its thread knows? lseek(SEEK_END) says, but it moves
+ * the file position, which is put back: so only where the position is the
+ * thread's own, and not past the end (where a shrink may have left it, and
+ * where SEEK_SET cannot put it back). Otherwise (the shared file, a fork
+ * child, whose position is its parent's, or a position past the end) two
+ * pread() probes tell: a byte at size - 1, none at size. The shared
+ * buffer's exact size is its base plus the tail, which only a thread that
+ * holds tail_lock knows; a fork child, which must not take that lock (a
+ * thread it does not have may hold it), checks the range the size stays in.
+ */
+static bool size_ok(struct thr *t, struct buf *b, const char *op)
+{
+	struct proc *p = t->p;
+	uint64_t size = b->size;
+	unsigned char c;
+	bool ok;
+	off_t ret;
+
+	if (b->shared && t->child) {
+		ok = pread(b->fd, &c, 1, p->ssize - 1) == 1 &&
+		     pread(b->fd, &c, 1, p->ssize + p->tail_max) == 0;
+		if (!ok)
+			violation(t, "%s: the shared buffer is not between %" PRIu64 " and %" PRIu64 " bytes",
+				  op, p->ssize, p->ssize + p->tail_max);
+		return ok;
+	}
+	if (b->shared) {
+		pthread_rwlock_rdlock(&p->tail_lock);
+		size = p->ssize + __atomic_load_n(&p->tail_size, __ATOMIC_SEQ_CST);
+		ok = size_probe(b->fd, size);
+		pthread_rwlock_unlock(&p->tail_lock);
+		if (!ok)
+			violation(t, "%s: the shared buffer is not %" PRIu64 " bytes", op, size);
+		return ok;
+	}
+	if (t->child || b->pos > size) {
+		ok = size_probe(b->fd, size);
+		if (!ok)
+			violation(t, "%s: buffer %u is not %" PRIu64 " bytes (pread at the end)",
+				  op, b->id, size);
+		return ok;
+	}
+	ret = lseek(b->fd, 0, SEEK_END);
+	snprintf(t->what, sizeof(t->what), "%s: lseek(buffer %u, 0, SEEK_END)", op, b->id);
+	ok = expect(t, ret, errno, size, 0);
+	ret = lseek(b->fd, b->pos, SEEK_SET);
+	snprintf(t->what, sizeof(t->what), "%s: lseek(buffer %u) back to %" PRIu64,
+		 op, b->id, b->pos);
+	if (!expect(t, ret, errno, b->pos, 0)) {
+		ok = false;
+		ret = lseek(b->fd, 0, SEEK_CUR);
+		if (ret >= 0)
+			b->pos = ret;
+	}
+	return ok;
+}
+
+/*
+ * After a violation that may have changed @b's size: believe the device.
+ * That may move the file position to the end.
+ */
 static void resync(struct buf *b)
 {
-	__u64 size;
+	off_t pos, end;
 	uint64_t a;
 
 	if (b->fd < 0)
 		return;
-	if (!b->shared && !ioctl(b->fd, MMAP_BUF_GET_SIZE, &size) &&
-	    size != b->size && size <= 1ULL << 30) {
-		unsigned char *s = realloc(b->shadow, size);
+	if (!b->shared) {
+		pos = lseek(b->fd, 0, SEEK_CUR);
+		end = lseek(b->fd, 0, SEEK_END);
+		if (end > 0 && (uint64_t)end != b->size && end <= 1LL << 30) {
+			unsigned char *s = realloc(b->shadow, end);
 
-		if (s) {
-			b->shadow = s;
-			b->size = b->hi = size;
+			if (s) {
+				b->shadow = s;
+				b->size = b->hi = end;
+			}
+		}
+		if (pos >= 0 && end >= 0) {
+			if (pos <= end && lseek(b->fd, pos, SEEK_SET) == pos)
+				b->pos = pos;
+			else
+				b->pos = end;
 		}
 	}
 	for (a = b->lo; a < b->hi; a += IO_MAX) {
@@ -431,26 +622,75 @@ static struct map *pick_map(struct thr *t, bool writable, size_t min_pages)
 	return n ? &t->maps[cand[rnd_below(t, n)]] : NULL;
 }
 
-/* Pages [*first, *first + *nr) of @m: a run of mapped pages, at most @max. */
+static struct map *free_map(struct thr *t)
+{
+	int i;
+
+	for (i = 0; i < MAX_MAPS; i++) {
+		if (!t->maps[i].used)
+			return &t->maps[i];
+	}
+	return NULL;
+}
+
+/*
+ * Page @p of @m is live: still mapped, and below the end of the bytes the
+ * thread may touch (the size of a private buffer, the base of the shared
+ * one). Only live pages are loaded from, stored to and checked.
+ */
+static bool page_live(const struct map *m, size_t p)
+{
+	return m->present[p] && m->off + (p + 1) * pg <= m->b->size;
+}
+
+/* Page @p of @m is still mapped and dead for sure: touching it is SIGBUS. */
+static bool page_dead(const struct thr *t, const struct map *m, size_t p)
+{
+	return m->present[p] && m->off + p * pg >= dead_from(t, m->b);
+}
+
+static bool page_ok(const struct map *m, size_t p, bool live)
+{
+	return live ? page_live(m, p) : m->present[p];
+}
+
+/*
+ * Pages [*first, *first + *nr) of @m: a run of mapped pages, live ones only
+ * if @live, at most @max.
+ */
 static bool present_run(struct thr *t, struct map *m, size_t *first,
-			size_t *nr, size_t max)
+			size_t *nr, size_t max, bool live)
 {
 	size_t p = rnd_below(t, m->npages), q, i;
 
 	for (i = 0; i < m->npages; i++, p = (p + 1) % m->npages) {
-		if (m->present[p])
+		if (page_ok(m, p, live))
 			break;
 	}
-	if (!m->present[p])
+	if (!page_ok(m, p, live))
 		return false;
-	for (q = p + 1; q < m->npages && m->present[q] && q - p < max; q++)
+	for (q = p + 1; q < m->npages && page_ok(m, q, live) && q - p < max; q++)
 		;
 	*first = p;
 	*nr = q - p;
 	return true;
 }
 
-/* A random byte range that @m maps and that its thread owns. */
+/* A random dead page of @m, if it has one. */
+static bool pick_dead(struct thr *t, struct map *m, size_t *page)
+{
+	size_t p = rnd_below(t, m->npages), i;
+
+	for (i = 0; i < m->npages; i++, p = (p + 1) % m->npages) {
+		if (page_dead(t, m, p)) {
+			*page = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A random byte range that @m maps, live, and that its thread owns. */
 static bool map_range(struct thr *t, struct map *m, uint64_t *off, size_t *len,
 		      size_t max)
 {
@@ -460,7 +700,7 @@ static bool map_range(struct thr *t, struct map *m, uint64_t *off, size_t *len,
 		size_t p, nr;
 		uint64_t a, e;
 
-		if (!present_run(t, m, &p, &nr, IO_MAX / pg))
+		if (!present_run(t, m, &p, &nr, IO_MAX / pg, true))
 			return false;
 		a = max_u64(m->off + p * pg, m->b->lo);
 		e = min_u64(m->off + (p + nr) * pg, m->b->hi);
@@ -519,7 +759,7 @@ static void drop_map(struct map *m)
 		free_buf(b);
 }
 
-/* Check every owned byte that @m still maps. */
+/* Check every owned byte that @m still maps, on its live pages. */
 static void verify_map(struct thr *t, const char *op, struct map *m)
 {
 	size_t p;
@@ -528,9 +768,28 @@ static void verify_map(struct thr *t, const char *op, struct map *m)
 		uint64_t a = max_u64(m->off + p * pg, m->b->lo);
 		uint64_t e = min_u64(m->off + (p + 1) * pg, m->b->hi);
 
-		if (m->present[p] && a < e)
+		if (page_live(m, p) && a < e)
 			check_bytes(t, op, m->b, a, map_addr(m, a), e - a);
 	}
+}
+
+/*
+ * Touch a random byte of page @p of @m, which is dead: that must raise
+ * SIGBUS, for that very address.
+ */
+static void expect_sigbus(struct thr *t, const char *op, struct map *m, size_t p)
+{
+	unsigned char *addr = m->addr + p * pg + rnd_below(t, pg), v = 0x5a;
+	bool write = m->writable && rnd_below(t, 2);
+	uint64_t off = m->off + (addr - m->addr);
+
+	t->ops[OP_SIGBUS]++;
+	if (!probe(addr, write, &v))
+		violation(t, "%s: %s buffer %u at offset %" PRIu64 ", past its end (%" PRIu64 "), through a mapping raised no SIGBUS",
+			  op, write ? "writing" : "reading", m->b->id, off, dead_from(t, m->b));
+	else if (bus_addr != addr)
+		violation(t, "%s: SIGBUS for %p, not for %p (buffer %u offset %" PRIu64 ")",
+			  op, bus_addr, (void *)addr, m->b->id, off);
 }
 
 static bool do_open(struct thr *t)
@@ -567,7 +826,7 @@ static bool do_open(struct thr *t)
 	b->lo = 0;
 	b->pos = 0;
 	/* A new buffer has the default size and is zeroed. */
-	if (get_size_ok(t, b, "open"))
+	if (size_ok(t, b, "open"))
 		verify_fd(t, "open (new buffer is zeroed)", b, 0, b->size);
 	else
 		resync(b);
@@ -591,10 +850,15 @@ static bool do_close(struct thr *t)
 	return true;
 }
 
+/*
+ * A mapping that must be refused. The range checks are against the size at
+ * the time of the mmap(): for the shared buffer, whose tail other threads
+ * resize, past the largest tail.
+ */
 static void do_mmap_bad(struct thr *t, struct buf *b)
 {
 	int prot = PROT_READ | PROT_WRITE, flags = MAP_SHARED, exp = EINVAL;
-	uint64_t off = 0;
+	uint64_t off = 0, end = dead_from(t, b);
 	size_t len = pg;
 	void *p;
 
@@ -603,10 +867,10 @@ static void do_mmap_bad(struct thr *t, struct buf *b)
 		flags = MAP_PRIVATE;
 		break;
 	case 1:
-		off = b->size;
+		off = end;
 		break;
 	case 2:
-		off = b->size - pg;
+		off = end - pg;
 		len = 2 * pg;
 		break;
 	default:
@@ -618,7 +882,7 @@ static void do_mmap_bad(struct thr *t, struct buf *b)
 	p = mmap(NULL, len, prot, flags, b->fd, off);
 	snprintf(t->what, sizeof(t->what),
 		 "mmap(buffer %u of %" PRIu64 " bytes, %zu bytes at %" PRIu64 ", prot %#x, flags %#x)",
-		 b->id, b->size, len, off, prot, flags);
+		 b->id, end, len, off, prot, flags);
 	if (p != MAP_FAILED) {
 		expect(t, 0, 0, -1, exp);
 		munmap(p, len);
@@ -630,16 +894,11 @@ static void do_mmap_bad(struct thr *t, struct buf *b)
 static bool do_mmap(struct thr *t)
 {
 	struct buf *b = pick_buf(t, false, true, false);
-	struct map *m = NULL;
+	struct map *m = free_map(t);
 	size_t np, pgoff, cnt;
 	bool writable;
-	int i;
 	void *p;
 
-	for (i = 0; i < MAX_MAPS && !m; i++) {
-		if (!t->maps[i].used)
-			m = &t->maps[i];
-	}
 	if (!b || !m)
 		return false;
 	if (!rnd_below(t, 10)) {
@@ -726,7 +985,7 @@ static bool do_munmap_part(struct thr *t)
 	if (p == m->npages) {
 		drop_map(m);
 	} else if (!rnd_below(t, 4)) {
-		/* The rest is still mapped: not a resize away. */
+		/* The rest is still mapped, and still shows the buffer. */
 		verify_map(t, "munmap (partial): rest of the mapping", m);
 	}
 	return true;
@@ -738,27 +997,11 @@ static bool do_mremap(struct thr *t)
 	size_t first, nr, keep;
 	void *old, *p;
 
-	if (!m || !present_run(t, m, &first, &nr, m->npages) || nr < 2)
+	if (!m || !present_run(t, m, &first, &nr, m->npages, false) || nr < 2)
 		return false;
 	old = m->addr + first * pg;
-	t->ops[OP_MREMAP]++;
-	/* The mapping cannot grow: VM_DONTEXPAND. */
-	p = mremap(old, nr * pg, (nr + 1) * pg, MREMAP_MAYMOVE);
-	snprintf(t->what, sizeof(t->what),
-		 "mremap(grow %zu to %zu pages of buffer %u)", nr, nr + 1,
-		 m->b->id);
-	if (p != MAP_FAILED) {
-		expect(t, 0, 0, -1, EFAULT);
-		/* It moved and grew: forget this mapping. */
-		munmap(p, (nr + 1) * pg);
-		memset(m->present + first, 0, nr);
-		unmap_pages(m, 0, m->npages);
-		drop_map(m);
-		return true;
-	}
-	expect(t, -1, errno, -1, EFAULT);
-
 	keep = 1 + rnd_below(t, nr - 1);
+	t->ops[OP_MREMAP]++;
 	p = mremap(old, nr * pg, keep * pg, 0);
 	snprintf(t->what, sizeof(t->what),
 		 "mremap(shrink %zu to %zu pages of buffer %u)", nr, keep,
@@ -773,13 +1016,77 @@ static bool do_mremap(struct thr *t)
 	return true;
 }
 
+/*
+ * v2: a mapping can grow (no VM_DONTEXPAND), past the end of the buffer
+ * too; what lies past the end is dead (SIGBUS), what lies below it shows the
+ * buffer. A run of the mapping's pages grows by 1 to 4 pages, in place or
+ * moved: a mapping of its own then, unless it was the whole mapping.
+ */
+static bool do_mremap_grow(struct thr *t)
+{
+	struct map *m = pick_map(t, false, 1), *n;
+	size_t first, nr, extra;
+	unsigned char *present;
+	bool whole;
+	void *old, *q;
+
+	if (!m || !present_run(t, m, &first, &nr, m->npages, false))
+		return false;
+	whole = first == 0 && nr == m->npages;
+	n = whole ? m : free_map(t);
+	if (!n)
+		return false;
+	extra = 1 + rnd_below(t, 4);
+	present = malloc(nr + extra);
+	if (!present) {
+		violation(t, "mremap: out of memory");
+		return true;
+	}
+	memset(present, 1, nr + extra);
+	old = m->addr + first * pg;
+	t->ops[OP_MREMAP_GROW]++;
+	q = mremap(old, nr * pg, (nr + extra) * pg, MREMAP_MAYMOVE);
+	snprintf(t->what, sizeof(t->what),
+		 "mremap(grow %zu to %zu pages at page %zu of a mapping of buffer %u at offset %" PRIu64 ")",
+		 nr, nr + extra, first, m->b->id, m->off);
+	if (q == MAP_FAILED) {
+		expect(t, -1, errno, 0, 0);
+		free(present);
+		return true;
+	}
+	if (whole) {
+		free(m->present);
+		m->present = present;
+		m->addr = q;
+		m->npages = nr + extra;
+	} else {
+		n->used = true;
+		n->writable = m->writable;
+		n->b = m->b;
+		n->addr = q;
+		n->off = m->off + first * pg;
+		n->npages = nr + extra;
+		n->present = present;
+		n->b->nmaps++;
+		/* Those pages of m moved (or became n in place). */
+		memset(m->present + first, 0, nr);
+		for (first = 0; first < m->npages && !m->present[first]; first++)
+			;
+		if (first == m->npages)
+			drop_map(m);
+	}
+	if (!rnd_below(t, 2))
+		verify_map(t, "mremap (grow): the grown mapping", n);
+	return true;
+}
+
 static bool do_madvise(struct thr *t)
 {
 	struct map *m = pick_map(t, false, 1);
 	size_t first, nr, p;
 	int ret;
 
-	if (!m || !present_run(t, m, &first, &nr, 64))
+	if (!m || !present_run(t, m, &first, &nr, 64, true))
 		return false;
 	t->ops[OP_MADVISE]++;
 	ret = madvise(m->addr + first * pg, nr * pg, MADV_DONTNEED);
@@ -826,7 +1133,10 @@ static bool do_store(struct thr *t)
 	return true;
 }
 
-/* pread() or read(): @positional selects, @b is private for read(). */
+/*
+ * pread() or read(): @positional selects, @b is private for read(). Past
+ * the end of the shared buffer means past its largest tail.
+ */
 static void do_read_common(struct thr *t, struct buf *b, bool positional)
 {
 	const char *op = positional ? "pread" : "read";
@@ -841,7 +1151,7 @@ static void do_read_common(struct thr *t, struct buf *b, bool positional)
 	} else {
 		switch (rnd_below(t, 10)) {
 		case 0:		/* at or after the end: 0 */
-			off = b->size + rnd_below(t, 3) * (rnd_below(t, 2) ? pg : 1);
+			off = dead_from(t, b) + rnd_below(t, 3) * (rnd_below(t, 2) ? pg : 1);
 			len = rnd_len(t, IO_MAX);
 			break;
 		case 1:		/* bad user memory: EFAULT */
@@ -905,7 +1215,7 @@ static void do_write_common(struct thr *t, struct buf *b, bool positional)
 	} else {
 		switch (rnd_below(t, 10)) {
 		case 0:		/* at or after the end: ENOSPC */
-			off = b->size + rnd_below(t, 3) * (rnd_below(t, 2) ? pg : 1);
+			off = dead_from(t, b) + rnd_below(t, 3) * (rnd_below(t, 2) ? pg : 1);
 			len = rnd_len(t, IO_MAX);
 			break;
 		case 1:		/* bad user memory: EFAULT, nothing written */
@@ -979,19 +1289,26 @@ static bool do_lseek(struct thr *t)
 {
 	struct buf *b = pick_buf(t, true, true, false);
 	int64_t size, pos, off, exp;
+	struct proc *p = t->p;
 	int whence;
 	off_t ret;
 
 	if (!b || rnd_below(t, 8) == 0) {
-		/* The shared buffer: only what does not need its position. */
+		/*
+		 * The shared buffer: only what does not need its position,
+		 * with a size that does not change meanwhile.
+		 */
 		b = &t->bufs[0];
 		t->ops[OP_LSEEK]++;
+		pthread_rwlock_rdlock(&p->tail_lock);
+		size = p->ssize + __atomic_load_n(&p->tail_size, __ATOMIC_SEQ_CST);
 		ret = lseek(b->fd, 0, SEEK_END);
 		snprintf(t->what, sizeof(t->what), "lseek(shared, 0, SEEK_END)");
-		expect(t, ret, errno, b->size, 0);
-		ret = lseek(b->fd, b->size + 1, SEEK_SET);
+		expect(t, ret, errno, size, 0);
+		ret = lseek(b->fd, size + 1, SEEK_SET);
 		snprintf(t->what, sizeof(t->what), "lseek(shared, size + 1, SEEK_SET)");
 		expect(t, ret, errno, -1, EINVAL);
+		pthread_rwlock_unlock(&p->tail_lock);
 		return true;
 	}
 	t->ops[OP_LSEEK]++;
@@ -1069,59 +1386,28 @@ static bool do_lseek(struct thr *t)
 	return true;
 }
 
-static bool do_get_size(struct thr *t)
+/* The size, as lseek(SEEK_END) gives it (v1: GET_SIZE). */
+static bool do_size(struct thr *t)
 {
 	struct buf *b = pick_buf(t, false, true, false);
 
 	if (!b)
 		return false;
-	t->ops[OP_GET_SIZE]++;
-	get_size_ok(t, b, "GET_SIZE");
+	t->ops[OP_SIZE]++;
+	size_ok(t, b, "size");
 	return true;
 }
 
-static int set_size(struct buf *b, uint64_t size)
+static uint64_t round_up_pg(uint64_t v)
 {
-	__u64 v = size;
-
-	return ioctl(b->fd, MMAP_BUF_SET_SIZE, &v);
+	return (v + pg - 1) / pg * pg;
 }
 
-/* A resize that must fail with EBUSY: something maps @b. */
-static void resize_busy(struct thr *t, struct buf *b, const char *why)
+/* A new size for a private buffer of @old bytes: anything, often nearby. */
+static uint64_t pick_size(struct thr *t, uint64_t old)
 {
-	uint64_t want = rnd_below(t, 2) ? b->size :
-			pg * (1 + rnd_below(t, MAX_PRIV_SIZE / pg));
-	int ret = set_size(b, want);
+	uint64_t want;
 
-	snprintf(t->what, sizeof(t->what),
-		 "SET_SIZE(buffer %u from %" PRIu64 " to %" PRIu64 " bytes) while %s",
-		 b->id, b->size, want, why);
-	if (!expect(t, ret, errno, -1, EBUSY))
-		resync(b);
-	get_size_ok(t, b, "SET_SIZE (EBUSY)");
-}
-
-/* A resize of @b, which nothing maps: the caller excludes forks. */
-static void resize_unmapped(struct thr *t, struct buf *b)
-{
-	uint64_t old = b->size, want, size, keep;
-	unsigned char *s;
-	int ret, err;
-
-	if (!rnd_below(t, 10)) {
-		const uint64_t bad[] = { 0, UINT64_MAX, max_size + 1 };
-
-		want = bad[rnd_below(t, max_size ? 3 : 2)];
-		t->ops[OP_RESIZE_EINVAL]++;
-		ret = set_size(b, want);
-		snprintf(t->what, sizeof(t->what),
-			 "SET_SIZE(buffer %u to %" PRIu64 " bytes)", b->id, want);
-		if (!expect(t, ret, errno, -1, EINVAL))
-			resync(b);
-		get_size_ok(t, b, "SET_SIZE (EINVAL)");
-		return;
-	}
 	switch (rnd_below(t, 5)) {
 	case 0:
 	case 1:
@@ -1139,16 +1425,82 @@ static void resize_unmapped(struct thr *t, struct buf *b)
 	}
 	if (max_size && want > max_size)
 		want = max_size;
-	size = (want + pg - 1) / pg * pg;
-	t->ops[OP_RESIZE]++;
-	ret = set_size(b, want);
+	return want;
+}
+
+/*
+ * What @b's mappings show after its thread resized it from @old bytes (the
+ * shadow is resized already): what it grew by reads as zeroes, a page it
+ * kept as it was, and a mapped page it cut raises SIGBUS.
+ */
+static void check_maps_after_resize(struct thr *t, struct buf *b, uint64_t old,
+				    const char *op)
+{
+	uint64_t keep = min_u64(old, b->size);
+	int i;
+
+	for (i = 0; i < MAX_MAPS; i++) {
+		struct map *m = &t->maps[i];
+		size_t p, q, cut = SIZE_MAX, kept = SIZE_MAX;
+
+		if (!m->used || m->b != b)
+			continue;
+		p = rnd_below(t, m->npages);
+		for (q = 0; q < m->npages; q++, p = (p + 1) % m->npages) {
+			uint64_t a = m->off + p * pg;
+
+			if (!m->present[p])
+				continue;
+			if (a >= b->size && a < old)
+				cut = p;
+			else if (a >= old && a < b->size)
+				check_bytes(t, op, b, a, m->addr + p * pg, pg);
+			else if (a + pg <= keep)
+				kept = p;
+		}
+		if (kept != SIZE_MAX)
+			check_bytes(t, op, b, m->off + kept * pg, m->addr + kept * pg, pg);
+		if (cut != SIZE_MAX)
+			expect_sigbus(t, op, m, cut);
+	}
+}
+
+/*
+ * A resize of private buffer @b, mapped or not: it must succeed (v1: EBUSY
+ * while mapped), but for ENOMEM, or fail with EINVAL for a bad size.
+ */
+static void resize_private(struct thr *t, struct buf *b)
+{
+	uint64_t old = b->size, want, size, keep;
+	bool mapped = b->nmaps > 0;
+	const char *op = mapped ? "SET_SIZE (ok, mapped)" : "SET_SIZE (ok)";
+	unsigned char *s;
+	int ret, err;
+
+	if (!rnd_below(t, 10)) {
+		const uint64_t bad[] = { 0, UINT64_MAX, max_size + 1 };
+
+		want = bad[rnd_below(t, max_size ? 3 : 2)];
+		t->ops[OP_RESIZE_EINVAL]++;
+		ret = set_size(b->fd, want);
+		snprintf(t->what, sizeof(t->what),
+			 "SET_SIZE(buffer %u to %" PRIu64 " bytes)", b->id, want);
+		if (!expect(t, ret, errno, -1, EINVAL))
+			resync(b);
+		size_ok(t, b, "SET_SIZE (EINVAL)");
+		return;
+	}
+	want = pick_size(t, old);
+	size = round_up_pg(want);
+	t->ops[mapped ? OP_RESIZE_MAPPED : OP_RESIZE]++;
+	ret = set_size(b->fd, want);
 	err = errno;
 	snprintf(t->what, sizeof(t->what),
-		 "SET_SIZE(buffer %u from %" PRIu64 " to %" PRIu64 " bytes), unmapped",
-		 b->id, old, want);
+		 "SET_SIZE(buffer %u from %" PRIu64 " to %" PRIu64 " bytes), %s",
+		 b->id, old, want, mapped ? "mapped" : "unmapped");
 	if (ret && err == ENOMEM) {
 		t->enomem++;
-		get_size_ok(t, b, "SET_SIZE (ENOMEM)");
+		size_ok(t, b, "SET_SIZE (ENOMEM)");
 		return;
 	}
 	if (!expect(t, ret, err, 0, 0)) {
@@ -1164,7 +1516,7 @@ static void resize_unmapped(struct thr *t, struct buf *b)
 		memset(s + old, 0, size - old);
 	b->shadow = s;
 	b->size = b->hi = size;
-	if (!get_size_ok(t, b, "SET_SIZE (ok)")) {
+	if (!size_ok(t, b, op)) {
 		resync(b);
 		return;
 	}
@@ -1180,45 +1532,294 @@ static void resize_unmapped(struct thr *t, struct buf *b)
 	} else {
 		verify_fd(t, "SET_SIZE (ok): kept part", b, 0, keep);
 	}
+	if (mapped)
+		check_maps_after_resize(t, b, old, op);
 }
 
 static bool do_resize(struct thr *t)
 {
-	struct buf *b;
+	struct buf *b = pick_buf(t, true, true, false);
 
-	/* The shared buffer, while this thread maps it. */
-	if (t->bufs[0].nmaps && !rnd_below(t, 4)) {
-		t->ops[OP_RESIZE_EBUSY]++;
-		resize_busy(t, &t->bufs[0], "this thread maps it");
-		return true;
-	}
-	b = pick_buf(t, true, true, false);
 	if (!b)
 		return false;
-	if (b->nmaps) {
-		t->ops[OP_RESIZE_EBUSY]++;
-		resize_busy(t, b, "this thread maps it");
+	resize_private(t, b);
+	return true;
+}
+
+/* pread() tail bytes [a, e) of the shared buffer: zeroes, or the pattern. */
+static void tail_verify(struct thr *t, const char *op, uint64_t a, uint64_t e,
+			bool zero)
+{
+	struct proc *p = t->p;
+
+	while (a < e) {
+		size_t len = min_u64(e - a, IO_MAX), i;
+		ssize_t n = pread(p->sfd, t->io, len, p->ssize + a);
+
+		if (n != (ssize_t)len) {
+			violation(t, "%s: pread(shared buffer, %zu bytes at %" PRIu64 ") returned %zd%s%s",
+				  op, len, p->ssize + a, n, n < 0 ? " " : "",
+				  n < 0 ? ename(errno) : "");
+			return;
+		}
+		for (i = 0; i < len; i++) {
+			unsigned char want = zero ? 0 : tail_pat(a + i);
+
+			if (t->io[i] != want) {
+				violation(t, "%s: shared buffer offset %" PRIu64 ": expected 0x%02x, got 0x%02x",
+					  op, p->ssize + a + i, want, t->io[i]);
+				return;
+			}
+		}
+		a += len;
+	}
+}
+
+/* Write the pattern to tail bytes [a, e), by pwrite() or through the window. */
+static void tail_write(struct thr *t, uint64_t a, uint64_t e)
+{
+	struct proc *p = t->p;
+	uint64_t x;
+
+	if (rnd_below(t, 2)) {
+		for (x = a; x < e; x++)
+			p->window[x] = tail_pat(x);
+		return;
+	}
+	while (a < e) {
+		size_t len = min_u64(e - a, IO_MAX);
+		ssize_t n;
+
+		for (x = 0; x < len; x++)
+			t->io[x] = tail_pat(a + x);
+		n = pwrite(p->sfd, t->io, len, p->ssize + a);
+		snprintf(t->what, sizeof(t->what),
+			 "pwrite(shared buffer, %zu bytes at %" PRIu64 ") of the grown tail",
+			 len, p->ssize + a);
+		if (!expect(t, n, errno, len, 0))
+			return;
+		a += len;
+	}
+}
+
+/*
+ * Resize the shared buffer's tail, while the other threads use their
+ * slices and read the window: one such resize at a time (tail_lock for
+ * writing), so that this thread knows the size and checks exactly. The
+ * sequence count is odd from before the SET_SIZE until the size is stable
+ * and every byte below it holds the pattern again.
+ */
+static void resize_tail(struct thr *t)
+{
+	struct proc *p = t->p;
+	uint64_t base = p->ssize, old, new, x;
+	unsigned char v;
+	off_t end;
+	int ret, err;
+
+	pthread_rwlock_wrlock(&p->tail_lock);
+	old = p->tail_size;
+	new = rnd_below(t, p->tail_max / pg + 1) * pg;
+	t->ops[OP_RESIZE_SHARED]++;
+	__atomic_add_fetch(&p->tail_seq, 1, __ATOMIC_SEQ_CST);
+	ret = set_size(p->sfd, base + new);
+	err = errno;
+	snprintf(t->what, sizeof(t->what),
+		 "SET_SIZE(shared buffer from %" PRIu64 " to %" PRIu64 " bytes), mapped by every thread",
+		 base + old, base + new);
+	if (ret && err == ENOMEM) {
+		t->enomem++;
+		new = old;
+	} else if (!expect(t, ret, err, 0, 0)) {
+		new = old;
+	}
+	/* The size, exactly: nobody else changes it now. */
+	end = lseek(p->sfd, 0, SEEK_END);
+	snprintf(t->what, sizeof(t->what), "lseek(shared buffer, 0, SEEK_END) after a resize of its tail");
+	if (!expect(t, end, errno, base + new, 0) && end >= (off_t)base &&
+	    end <= (off_t)(base + p->tail_max) && !((end - base) % pg))
+		new = end - base;	/* carry on with what the device says */
+	if (new > old) {
+		/* What it grew by is zeroed, for read() and through the window. */
+		tail_verify(t, "SET_SIZE (shared tail): grown part", old, new, true);
+		for (x = old; x < new; x += pg) {
+			uint64_t y = x + rnd_below(t, pg);
+
+			v = 0xff;
+			if (probe(p->window + y, false, &v))
+				violation(t, "SET_SIZE (shared tail): grown to %" PRIu64 ", SIGBUS at offset %" PRIu64 " through the window",
+					  base + new, base + y);
+			else if (v)
+				violation(t, "SET_SIZE (shared tail): grown part at offset %" PRIu64 " reads 0x%02x through the window",
+					  base + y, v);
+		}
+		tail_write(t, old, new);
+	} else if (new < old) {
+		/* A page it cut raises SIGBUS through the window. */
+		x = new + rnd_below(t, old - new);
+		v = 0x5a;
+		t->ops[OP_SIGBUS]++;
+		if (!probe(p->window + x, rnd_below(t, 2), &v))
+			violation(t, "SET_SIZE (shared tail): shrunk to %" PRIu64 ", offset %" PRIu64 " raised no SIGBUS through the window",
+				  base + new, base + x);
+		else if (bus_addr != p->window + x)
+			violation(t, "SET_SIZE (shared tail): SIGBUS for %p, not %p",
+				  bus_addr, (void *)(p->window + x));
+	}
+	/* What is left holds the pattern. */
+	tail_verify(t, "SET_SIZE (shared tail): the rest", 0, new, false);
+	__atomic_store_n(&p->tail_size, new, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&p->tail_seq, 1, __ATOMIC_SEQ_CST);
+	pthread_rwlock_unlock(&p->tail_lock);
+}
+
+/* Resizes of the shared buffer: its tail, or to no effect. */
+static bool do_resize_shared(struct thr *t)
+{
+	struct proc *p = t->p;
+	uint64_t size, want;
+	int ret;
+
+	if (!p->tail_max)
+		return false;
+	switch (rnd_below(t, 8)) {
+	case 0: {
+		/* A bad size: EINVAL, whatever other threads resize. */
+		const uint64_t bad[] = { 0, UINT64_MAX, max_size + 1 };
+
+		want = bad[rnd_below(t, max_size ? 3 : 2)];
+		t->ops[OP_RESIZE_EINVAL]++;
+		ret = set_size(p->sfd, want);
+		snprintf(t->what, sizeof(t->what),
+			 "SET_SIZE(shared buffer to %" PRIu64 " bytes)", want);
+		expect(t, ret, errno, -1, EINVAL);
+		size_ok(t, &t->bufs[0], "SET_SIZE (EINVAL, shared)");
 		return true;
 	}
-	pthread_rwlock_wrlock(&t->p->fork_lock);
-	resize_unmapped(t, b);
-	pthread_rwlock_unlock(&t->p->fork_lock);
+	case 1:
+	case 2:
+		/*
+		 * The size it has: nothing changes, so any number of threads
+		 * do this at once (tail_lock for reading), and all succeed.
+		 */
+		pthread_rwlock_rdlock(&p->tail_lock);
+		size = p->ssize + __atomic_load_n(&p->tail_size, __ATOMIC_SEQ_CST);
+		t->ops[OP_RESIZE_SAME]++;
+		ret = set_size(p->sfd, size);
+		snprintf(t->what, sizeof(t->what),
+			 "SET_SIZE(shared buffer to its size, %" PRIu64 " bytes), concurrently",
+			 size);
+		expect(t, ret, errno, 0, 0);
+		if (!size_probe(p->sfd, size))
+			violation(t, "SET_SIZE (shared, same): the shared buffer is not %" PRIu64 " bytes any more",
+				  size);
+		pthread_rwlock_unlock(&p->tail_lock);
+		return true;
+	default:
+		resize_tail(t);
+		return true;
+	}
+}
+
+/*
+ * Loads from the window, racing with resizes of the tail by other threads.
+ * With the same even sequence count before and after, no resize overlapped
+ * the load: below the size it must see the pattern, past it SIGBUS. Else
+ * it may see SIGBUS, zero (a grown page before the pattern is written) or
+ * the pattern, and nothing else: never another buffer's bytes, a freed
+ * page's or a stale one's.
+ */
+static bool do_tail_peek(struct thr *t)
+{
+	struct proc *p = t->p;
+	int i;
+
+	if (!p->tail_max)
+		return false;
+	t->ops[OP_TAIL_PEEK]++;
+	for (i = 0; i < PEEKS; i++) {
+		uint64_t x = rnd_below(t, p->tail_max), s1, s2, size;
+		unsigned char *addr = p->window + x, v = 0;
+		bool bus;
+
+		s1 = __atomic_load_n(&p->tail_seq, __ATOMIC_SEQ_CST);
+		size = __atomic_load_n(&p->tail_size, __ATOMIC_SEQ_CST);
+		bus = probe(addr, false, &v);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		s2 = __atomic_load_n(&p->tail_seq, __ATOMIC_SEQ_CST);
+		if (bus && bus_addr != addr)
+			violation(t, "load (racing a resize): SIGBUS for %p, not %p", bus_addr, (void *)addr);
+		else if (!(s1 & 1) && s1 == s2 && x < size && bus)
+			violation(t, "load (racing a resize): offset %" PRIu64 " of a %" PRIu64 "-byte shared buffer raised SIGBUS",
+				  p->ssize + x, p->ssize + size);
+		else if (!(s1 & 1) && s1 == s2 && x < size && v != tail_pat(x))
+			violation(t, "load (racing a resize): offset %" PRIu64 " of a %" PRIu64 "-byte shared buffer: expected 0x%02x, got 0x%02x",
+				  p->ssize + x, p->ssize + size, tail_pat(x), v);
+		else if (!(s1 & 1) && s1 == s2 && x >= size && !bus)
+			violation(t, "load (racing a resize): offset %" PRIu64 " of a %" PRIu64 "-byte shared buffer raised no SIGBUS",
+				  p->ssize + x, p->ssize + size);
+		else if (!bus && v && v != tail_pat(x))
+			violation(t, "load (racing a resize): offset %" PRIu64 " of the shared buffer, during a resize: expected 0 or 0x%02x, got 0x%02x",
+				  p->ssize + x, tail_pat(x), v);
+	}
+	return true;
+}
+
+/* Touch a dead page of one of this thread's mappings: SIGBUS. */
+static bool do_sigbus(struct thr *t)
+{
+	int cand[MAX_MAPS], n = 0, i;
+	struct map *m;
+	size_t page;
+
+	for (i = 0; i < MAX_MAPS; i++) {
+		if (t->maps[i].used && pick_dead(t, &t->maps[i], &page))
+			cand[n++] = i;
+	}
+	if (!n)
+		return false;
+	m = &t->maps[cand[rnd_below(t, n)]];
+	if (!pick_dead(t, m, &page))
+		return false;
+	expect_sigbus(t, "access past the end", m, page);
 	return true;
 }
 
 static void __attribute__((noreturn))
 child_main(struct thr *t, int rfd, const struct plan *plan, int nplan)
 {
+	struct fork_msg msg;
 	uint64_t off;
-	size_t len;
+	size_t len, page;
 	ssize_t n;
-	char c;
 	int i;
 
 	t->child = getpid();
 	t->violations = 0;
-	if (read(rfd, &c, 1) != 1)
+	if (read(rfd, &msg, sizeof(msg)) != sizeof(msg))
 		_exit(3);
+	/*
+	 * The parent resized this buffer while only this child mapped it:
+	 * the child's mappings show what it kept, and SIGBUS past its end.
+	 * (The shadow has room: the parent made it so before the fork.)
+	 */
+	if (msg.idx >= 0 && msg.idx < MAX_BUFS && msg.size <= msg.cap) {
+		struct buf *b = &t->bufs[msg.idx];
+
+		if (msg.size > b->size)
+			memset(b->shadow + b->size, 0, msg.size - b->size);
+		b->size = b->hi = msg.size;
+		for (i = 0; i < MAX_MAPS; i++) {
+			struct map *m = &t->maps[i];
+
+			if (!m->used || m->b != b)
+				continue;
+			verify_map(t, "fork child: mapping of the buffer the parent resized", m);
+			if (pick_dead(t, m, &page))
+				expect_sigbus(t, "fork child: past the end the parent resized the buffer to",
+					      m, page);
+		}
+	}
 	/* What it inherited is the same as the parent's. */
 	for (i = 0; i < MAX_MAPS; i++) {
 		struct map *m = &t->maps[i];
@@ -1229,16 +1830,23 @@ child_main(struct thr *t, int rfd, const struct plan *plan, int nplan)
 	}
 	for (i = 0; i < MAX_BUFS; i++) {
 		struct buf *b = &t->bufs[i];
+		int ret;
 
 		if (!b->used || b->fd < 0)
 			continue;
 		pick_range(t, b, &off, &len);
 		verify_fd(t, "fork child: pread through inherited file", b, off,
 			  off + len);
-		get_size_ok(t, b, "fork child");
-		/* The child maps it too: EBUSY. */
-		if (!b->shared && b->nmaps)
-			resize_busy(t, b, "the fork child maps it");
+		size_ok(t, b, "fork child");
+		if (b->shared || !b->nmaps)
+			continue;
+		/* The child maps it too: resizing it to its size succeeds (v1: EBUSY). */
+		ret = set_size(b->fd, b->size);
+		snprintf(t->what, sizeof(t->what),
+			 "fork child: SET_SIZE(buffer %u to its size, %" PRIu64 " bytes), mapped by parent and child",
+			 b->id, b->size);
+		expect(t, ret, errno, 0, 0);
+		size_ok(t, b, "fork child: SET_SIZE to the same size");
 	}
 	for (i = 0; i < nplan; i++) {
 		const struct plan *pl = &plan[i];
@@ -1257,28 +1865,96 @@ child_main(struct thr *t, int rfd, const struct plan *plan, int nplan)
 	_exit(t->violations ? 1 : 0);
 }
 
+/*
+ * Resize @busy while only a fork child maps it: the parent unmaps its own
+ * mappings of it first. To @want; the shadow has room for it already.
+ */
+static void resize_busy(struct thr *t, struct buf *busy, uint64_t want)
+{
+	uint64_t old = busy->size, size = round_up_pg(want);
+	int i, ret, err;
+
+	for (i = 0; i < MAX_MAPS; i++) {
+		struct map *m = &t->maps[i];
+
+		if (m->used && m->b == busy) {
+			if (unmap_pages(m, 0, m->npages))
+				violation(t, "fork: munmap: %s", ename(errno));
+			drop_map(m);
+		}
+	}
+	t->ops[OP_FORK_RESIZE]++;
+	ret = set_size(busy->fd, want);
+	err = errno;
+	snprintf(t->what, sizeof(t->what),
+		 "SET_SIZE(buffer %u from %" PRIu64 " to %" PRIu64 " bytes) while only a fork child maps it",
+		 busy->id, old, want);
+	if (ret && err == ENOMEM) {
+		t->enomem++;
+	} else if (expect(t, ret, err, 0, 0)) {
+		if (size > old)
+			memset(busy->shadow + old, 0, size - old);
+		busy->size = busy->hi = size;
+	} else {
+		resync(busy);
+	}
+	if (!size_ok(t, busy, "SET_SIZE while only a fork child maps it"))
+		return;
+	if (busy->size > old)
+		verify_fd(t, "SET_SIZE while only a fork child maps it: grown part",
+			  busy, old, busy->size);
+	verify_fd(t, "SET_SIZE while only a fork child maps it: last kept page",
+		  busy, min_u64(old, busy->size) - pg, min_u64(old, busy->size));
+}
+
 static bool do_fork(struct thr *t)
 {
+	struct fork_msg msg = { .idx = -1 };
 	struct plan plan[MAX_PLAN];
 	int nplan = 0, i, pfd[2], status;
-	struct buf *busy;
+	struct buf *busy = NULL;
+	uint64_t want = 0;
 	pid_t pid;
-	char c = 0;
 
-	/* What the child is to write, for the parent to know. */
+	/*
+	 * A buffer to resize while only the child maps it, and its new size:
+	 * its shadow gets room for that before the fork, so that the child
+	 * can follow the resize without allocating.
+	 */
+	if (rnd_below(t, 2))
+		busy = pick_buf(t, true, true, true);
+	if (busy) {
+		uint64_t cap;
+		unsigned char *s;
+
+		want = pick_size(t, busy->size);
+		cap = max_u64(busy->size, round_up_pg(want));
+		s = realloc(busy->shadow, cap);
+
+		if (!s) {
+			violation(t, "fork: out of memory for the shadow");
+			exit(1);
+		}
+		busy->shadow = s;
+		msg.cap = cap;
+	}
+	/* What the child is to write, for the parent to know: not to busy. */
 	for (i = 0; i < MAX_PLAN; i++) {
 		struct plan *pl = &plan[nplan];
 
 		if (rnd_below(t, 2)) {
 			struct map *m = pick_map(t, true, 1);
 
-			if (!m || !map_range(t, m, &pl->off, &pl->len, IO_MAX))
+			if (!m || m->b == busy ||
+			    !map_range(t, m, &pl->off, &pl->len, IO_MAX))
 				continue;
 			pl->m = m;
 			pl->b = m->b;
 		} else {
 			pl->m = NULL;
 			pl->b = pick_buf(t, false, true, false);
+			if (pl->b == busy)
+				continue;
 			pick_range(t, pl->b, &pl->off, &pl->len);
 		}
 		pl->seed = rnd(t);
@@ -1289,10 +1965,8 @@ static bool do_fork(struct thr *t)
 		return true;
 	}
 	t->ops[OP_FORK]++;
-	pthread_rwlock_rdlock(&t->p->fork_lock);
 	pid = fork();
 	if (pid < 0) {
-		pthread_rwlock_unlock(&t->p->fork_lock);
 		violation(t, "fork: %s", ename(errno));
 		close(pfd[0]);
 		close(pfd[1]);
@@ -1304,22 +1978,13 @@ static bool do_fork(struct thr *t)
 	}
 	close(pfd[0]);
 
-	/* Unmapped here but mapped in the child: still EBUSY. */
-	busy = pick_buf(t, true, true, true);
-	if (busy && rnd_below(t, 2)) {
-		for (i = 0; i < MAX_MAPS; i++) {
-			struct map *m = &t->maps[i];
-
-			if (m->used && m->b == busy) {
-				if (unmap_pages(m, 0, m->npages))
-					violation(t, "fork: munmap: %s", ename(errno));
-				drop_map(m);
-			}
-		}
-		t->ops[OP_FORK_EBUSY]++;
-		resize_busy(t, busy, "only a fork child maps it");
+	/* Unmapped here but mapped in the child: the resize succeeds. */
+	if (busy) {
+		resize_busy(t, busy, want);
+		msg.idx = busy - t->bufs;
+		msg.size = busy->size;
 	}
-	if (write(pfd[1], &c, 1) != 1)
+	if (write(pfd[1], &msg, sizeof(msg)) != sizeof(msg))
 		violation(t, "fork: write to pipe: %s", ename(errno));
 	close(pfd[1]);
 	while (waitpid(pid, &status, 0) < 0) {
@@ -1329,7 +1994,6 @@ static bool do_fork(struct thr *t)
 			break;
 		}
 	}
-	pthread_rwlock_unlock(&t->p->fork_lock);
 	if (WIFSIGNALED(status))
 		violation(t, "fork: child %d killed by signal %d (%s)", (int)pid,
 			  WTERMSIG(status), strsignal(WTERMSIG(status)));
@@ -1366,6 +2030,7 @@ static bool do_op(struct thr *t, enum op op)
 	case OP_MUNMAP: return do_munmap(t);
 	case OP_MUNMAP_PART: return do_munmap_part(t);
 	case OP_MREMAP: return do_mremap(t);
+	case OP_MREMAP_GROW: return do_mremap_grow(t);
 	case OP_MADVISE: return do_madvise(t);
 	case OP_FORK: return do_fork(t);
 	case OP_READ: return do_io(t, OP_READ, false, false);
@@ -1375,8 +2040,11 @@ static bool do_op(struct thr *t, enum op op)
 	case OP_LOAD: return do_load(t);
 	case OP_STORE: return do_store(t);
 	case OP_LSEEK: return do_lseek(t);
-	case OP_GET_SIZE: return do_get_size(t);
+	case OP_SIZE: return do_size(t);
 	case OP_RESIZE: return do_resize(t);
+	case OP_RESIZE_SHARED: return do_resize_shared(t);
+	case OP_SIGBUS: return do_sigbus(t);
+	case OP_TAIL_PEEK: return do_tail_peek(t);
 	default: return false;
 	}
 }
@@ -1415,7 +2083,7 @@ static void teardown(struct thr *t)
 		if (!b->used)
 			continue;
 		if (b->fd >= 0) {
-			get_size_ok(t, b, "final check");
+			size_ok(t, b, "final check");
 			verify_fd(t, "final check with pread", b, b->lo, b->hi);
 			if (!b->shared)
 				close(b->fd);
@@ -1445,6 +2113,7 @@ static void *thread_main(void *arg)
 		}
 #endif
 	}
+	cur_op = "teardown";
 	teardown(t);
 	for (i = 0; i < NR_OPS; i++)
 		__atomic_add_fetch(&st->ops[i], t->ops[i], __ATOMIC_RELAXED);
@@ -1453,12 +2122,48 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The shared buffer's tail: grow it to its largest, map it (the window),
+ * fill it with the pattern. Nothing of it exists if max_size leaves no room.
+ */
+static void setup_tail(struct thr *setup, struct proc *p)
+{
+	uint64_t tail = TAIL_PAGES * pg;
+	void *w;
+
+	if (max_size && p->ssize + tail > max_size)
+		tail = max_size > p->ssize ? (max_size - p->ssize) / pg * pg : 0;
+	if (!tail) {
+		violation(setup, "max_size %" PRIu64 " leaves no room for a tail above %" PRIu64 " bytes",
+			  max_size, p->ssize);
+		return;
+	}
+	if (set_size(p->sfd, p->ssize + tail)) {
+		violation(setup, "SET_SIZE of the shared buffer to %" PRIu64 ": %s",
+			  p->ssize + tail, ename(errno));
+		return;
+	}
+	w = mmap(NULL, tail, PROT_READ | PROT_WRITE, MAP_SHARED, p->sfd, p->ssize);
+	if (w == MAP_FAILED) {
+		violation(setup, "mmap of the shared buffer's tail: %s", ename(errno));
+		set_size(p->sfd, p->ssize);
+		return;
+	}
+	p->window = w;
+	p->tail_max = tail;
+	p->tail_size = tail;
+	setup->rng = seed ^ ((uint64_t)p->idx << 32 | 0xffff);
+	tail_write(setup, 0, tail);
+	tail_verify(setup, "setup of the shared buffer's tail", 0, tail, false);
+}
+
 static void __attribute__((noreturn)) proc_main(int idx, struct stats *st)
 {
 	pthread_rwlockattr_t attr;
 	struct proc p = { .idx = idx, .st = st };
 	struct thr *thr, setup = { .p = &p, .idx = -1 };
-	__u64 size = 0;
+	uint64_t size;
+	off_t end;
 	int i, ret;
 
 	proc_stats = st;
@@ -1469,28 +2174,31 @@ static void __attribute__((noreturn)) proc_main(int idx, struct stats *st)
 		exit(1);
 	}
 	p.sfd = open(dev, O_RDWR);
-	if (p.sfd < 0 || ioctl(p.sfd, MMAP_BUF_GET_SIZE, &size)) {
+	end = p.sfd < 0 ? -1 : lseek(p.sfd, 0, SEEK_END);
+	if (end < 0) {
 		fprintf(stderr, "stress: p%d: open %s: %s\n", idx, dev,
 			strerror(errno));
 		exit(1);
 	}
+	size = end;
 	if (size != default_size)
-		violation(&setup, "open: GET_SIZE %llu, expected the default %" PRIu64,
-			  (unsigned long long)size, default_size);
+		violation(&setup, "open: size %" PRIu64 " (lseek SEEK_END), expected the default %" PRIu64,
+			  size, default_size);
 	/* At least four pages per thread. */
 	p.slice = size / nthreads / pg * pg;
 	if (p.slice < 4 * pg) {
 		p.slice = 4 * pg;
 		size = p.slice * nthreads;
-		if (ioctl(p.sfd, MMAP_BUF_SET_SIZE, &size))
-			violation(&setup, "SET_SIZE of an unmapped buffer to %llu: %s",
-				  (unsigned long long)size, ename(errno));
+		if (set_size(p.sfd, size))
+			violation(&setup, "SET_SIZE of an unmapped buffer to %" PRIu64 ": %s",
+				  size, ename(errno));
 	}
 	p.ssize = size;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr,
 				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&p.fork_lock, &attr);
+	pthread_rwlock_init(&p.tail_lock, &attr);
+	setup_tail(&setup, &p);
 
 	for (i = 0; i < nthreads; i++) {
 		struct thr *t = &thr[i];
@@ -1529,18 +2237,34 @@ static void __attribute__((noreturn)) proc_main(int idx, struct stats *st)
 	for (i = 0; i < nthreads; i++)
 		pthread_join(thr[i].tid, NULL);
 
-	/* Nobody wrote past the last slice. */
+	cur_op = "final check";
+	/* Nobody wrote past the last slice, below the base. */
 	{
-		struct buf tail = {
+		struct buf gap = {
 			.fd = p.sfd, .lo = p.slice * nthreads, .hi = p.ssize,
 			.size = p.ssize,
 		};
 
-		tail.shadow = calloc(1, tail.hi - tail.lo + 1);
-		if (tail.shadow)
-			verify_fd(&setup, "final check of the unowned tail", &tail,
-				  tail.lo, tail.hi);
-		free(tail.shadow);
+		gap.shadow = calloc(1, gap.hi - gap.lo + 1);
+		if (gap.shadow)
+			verify_fd(&setup, "final check of the unowned gap", &gap,
+				  gap.lo, gap.hi);
+		free(gap.shadow);
+	}
+	/* The tail: its size, its pattern, and SIGBUS past it. */
+	if (p.tail_max) {
+		end = lseek(p.sfd, 0, SEEK_END);
+		snprintf(setup.what, sizeof(setup.what), "final lseek(shared buffer, 0, SEEK_END)");
+		expect(&setup, end, errno, p.ssize + p.tail_size, 0);
+		tail_verify(&setup, "final check of the shared buffer's tail", 0, p.tail_size, false);
+		if (p.tail_size < p.tail_max) {
+			unsigned char v;
+
+			if (!probe(p.window + p.tail_max - 1, false, &v))
+				violation(&setup, "final check: the window raised no SIGBUS past the tail (%" PRIu64 " bytes)",
+					  p.tail_size);
+		}
+		munmap(p.window, p.tail_max);
 	}
 	close(p.sfd);
 	exit(0);
@@ -1586,7 +2310,7 @@ int main(int argc, char **argv)
 	struct timespec now;
 	uint64_t ops = 0;
 	pid_t *pids;
-	__u64 size;
+	off_t size;
 	double secs;
 	char *end;
 
@@ -1624,14 +2348,17 @@ int main(int argc, char **argv)
 	if (optind == argc - 1)
 		dev = argv[optind];
 	pg = sysconf(_SC_PAGESIZE);
+	/* SIGBUS: caught where expected (SA_NODEFER: again and again). */
 	sa.sa_sigaction = fatal_signal;
-	sa.sa_flags = SA_SIGINFO;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 
 	printf("TAP version 13\n1..4\n");
 	fd = open(dev, O_RDWR);
-	if (fd < 0 || ioctl(fd, MMAP_BUF_GET_SIZE, &size)) {
+	size = fd < 0 ? -1 : lseek(fd, 0, SEEK_END);
+	if (size <= 0) {
 		printf("Bail out! %s: %s\n", dev, strerror(errno));
 		return 1;
 	}

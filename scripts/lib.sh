@@ -40,6 +40,10 @@ CHECK_BUILD=$CACHE_DIR/build/check
 # command re-signs the series with the user's own git identity.
 SERIES_NAME=${SERIES_NAME:-mmap_buf maintainers}
 SERIES_EMAIL=${SERIES_EMAIL:-mmap-buf@kernel.invalid}
+# The version of the series: its mails say [PATCH vN m/n] from v2 on.
+SERIES_VERSION=2
+# The series' entry in MAINTAINERS, which scripts/mail checks.
+MAINTAINERS_ENTRY="MMAP_BUF TEST FIXTURE"
 
 JOBS=${JOBS:-$(nproc)}
 # 7.2 needs LLVM >= 17; bookworm's newest is 19 (clang-19, lld-19, llvm-19).
@@ -296,14 +300,16 @@ series_patches() {
 # date on the cover letter, 12-digit ids, no signature. Further arguments go
 # to format-patch (--zero-commit, --thread, --to ...).
 series_format_patch() {
-	local repo=$1 branch=$2 base=$3 out=$4 desc date
+	local repo=$1 branch=$2 base=$3 out=$4 desc date prefix
 	shift 4
 	desc=$(cat "$PROJECT_DIR/series/cover-letter")
+	prefix=PATCH
+	[[ $SERIES_VERSION -le 1 ]] || prefix+=" v$SERIES_VERSION"
 	date=$(git -C "$repo" log -1 --format=%aD "$branch")
 	GIT_COMMITTER_DATE=$date git -C "$repo" -c "branch.$branch.description=$desc" \
 		-c core.abbrev=12 -c diff.renames=true -c format.coverFromDescription=subject \
 		format-patch -q --cover-letter --base="$base" --no-signature \
-		--subject-prefix=PATCH "$@" -o "$out" "$base..$branch" >/dev/null
+		--subject-prefix="$prefix" "$@" -o "$out" "$base..$branch" >/dev/null
 }
 
 # patches/ as scripts/export writes it into directory $1: zeroed commit ids,
