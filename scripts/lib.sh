@@ -42,6 +42,9 @@ SERIES_NAME=${SERIES_NAME:-mmap_buf maintainers}
 SERIES_EMAIL=${SERIES_EMAIL:-mmap-buf@kernel.invalid}
 # The version of the series: its mails say [PATCH vN m/n] from v2 on.
 SERIES_VERSION=2
+# Kernel identifiers that codespell takes for misspellings (iput(),
+# folio_test_uptodate()): scripts/docs-check and scripts/mail leave them be.
+CODESPELL_IGNORE=(iput uptodate)
 # The series' entry in MAINTAINERS, which scripts/mail checks.
 MAINTAINERS_ENTRY="MMAP_BUF TEST FIXTURE"
 
