@@ -648,22 +648,43 @@ static long set_while_prot_none_mapped(struct fx *f)
 		model_resize(f, ps);
 	return r;
 }
+/*
+ * The whole buffer mapped, every page touched, so that a resize has to
+ * unmap what it cuts; NULL if mmap() fails.
+ */
+static unsigned char *map_all_touched(struct fx *f)
+{
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	keep_map(f, p, size);
+	for (size_t i = 0; i < size; i += ps)
+		(void)*(volatile unsigned char *)(p + i);
+	return p;
+}
+
+/* SET_SIZE to @sz, and the model with it when that succeeds. */
+static long resize_both(struct fx *f, size_t sz)
+{
+	long r = set_size(f, sz);
+
+	if (!r)
+		model_resize(f, sz);
+	return r;
+}
+
 /* A shrink unmaps the cut pages from the mapping: touching them is SIGBUS. */
 static long set_shrink_while_mapped_sigbus(struct fx *f)
 {
-	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	unsigned char *p = map_all_touched(f);
 	long r;
 
-	if (p == MAP_FAILED)
+	if (!p)
 		return -2;
-	keep_map(f, p, size);
-	/* Every page mapped before the shrink, so that it has to unmap them. */
-	for (size_t i = 0; i < size; i += ps)
-		(void)*(volatile unsigned char *)(p + i);
-	r = set_size(f, 2 * ps);
+	r = resize_both(f, 2 * ps);
 	if (r)
 		return r;
-	model_resize(f, 2 * ps);
 	if (memcmp(p, f->model, 2 * ps))
 		return -2;
 	return raises_sigbus(p + 2 * ps, false) && raises_sigbus(p + size - 1, true) ? 0 : -2;
@@ -671,22 +692,16 @@ static long set_shrink_while_mapped_sigbus(struct fx *f)
 /* Shrink and grow back under a mapping: it shows zeroes, not the old bytes. */
 static long set_shrink_grow_while_mapped(struct fx *f)
 {
-	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	unsigned char *p = map_all_touched(f);
 	long r;
 
-	if (p == MAP_FAILED)
+	if (!p)
 		return -2;
-	keep_map(f, p, size);
-	for (size_t i = 0; i < size; i += ps)
-		(void)*(volatile unsigned char *)(p + i);
-	r = set_size(f, ps);
+	r = resize_both(f, ps);
+	if (!r)
+		r = resize_both(f, size);
 	if (r)
 		return r;
-	model_resize(f, ps);
-	r = set_size(f, size);
-	if (r)
-		return r;
-	model_resize(f, size);
 	if (memcmp(p, f->model, size))
 		return -2;
 	p[size - 1] = 0x99;
