@@ -117,10 +117,17 @@ static void model_resize(struct fx *f, uint64_t sz)
 	f->size = sz;
 }
 
-/* MMAP_BUF_SET_SIZE: 0, or -1 with errno set. */
+/*
+ * MMAP_BUF_SET_SIZE: 0, or -1 with errno set. On success the model follows,
+ * to @sz rounded up to pages, as the driver rounds it.
+ */
 static long set_size(struct fx *f, uint64_t sz)
 {
-	return ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz);
+	long r = ioctl(f->fd, MMAP_BUF_SET_SIZE, &sz);
+
+	if (!r)
+		model_resize(f, (sz + ps - 1) / ps * ps);
+	return r;
 }
 
 /*
@@ -370,7 +377,6 @@ static long mremap_grow_then_resize(struct fx *f)
 		return -2;
 	if (set_size(f, size + ps))
 		return -1;
-	model_resize(f, size + ps);
 	if (memcmp(q, f->model, size + ps))
 		return -2;
 	/* And a store there reaches the buffer. */
@@ -399,7 +405,6 @@ static long mremap_shrink_then_resize(struct fx *f)
 	r = set_size(f, 2 * ps);
 	if (r)
 		return r;
-	model_resize(f, 2 * ps);
 	return memcmp(q, f->model, ps) ? -2 : 0;
 }
 
@@ -408,7 +413,6 @@ static long mmap_past_shrunk_end(struct fx *f)
 {
 	if (set_size(f, 2 * ps))
 		return -2;
-	model_resize(f, 2 * ps);
 	return do_map(f, size, PROT_READ, MAP_SHARED, 0);
 }
 
@@ -417,7 +421,6 @@ static long mmap_grown_part(struct fx *f)
 {
 	if (do_map(f, size, PROT_READ, MAP_SHARED, 0) || set_size(f, 2 * size))
 		return -2;
-	model_resize(f, 2 * size);
 	return map_and_compare(f, size, size);
 }
 
@@ -541,38 +544,19 @@ static long set_bit32(struct fx *f) { return set_size(f, (1ULL << 32) + max_size
 static long set_same(struct fx *f) { return set_size(f, size); }
 
 /* Shrinks keep the start; growing back adds zeroes, never old bytes. */
-static long set_one(struct fx *f)
-{
-	long r = set_size(f, 1);
-
-	if (!r)
-		model_resize(f, ps);
-	return r;
-}
+static long set_one(struct fx *f) { return set_size(f, 1); }
 static long set_shrink_grow(struct fx *f)
 {
 	long r = set_size(f, ps);
 
-	if (!r) {
-		model_resize(f, ps);
-		r = set_size(f, size);
-	}
-	if (!r)
-		model_resize(f, size);
-	return r;
+	return r ? r : set_size(f, size);
 }
 static long set_cap(struct fx *f)
 {
 	long r = set_size(f, max_size);
 
-	if (!r) {
-		model_resize(f, max_size);
-		/* Back to NPAGES pages for the content check. */
-		r = set_size(f, size);
-		if (!r)
-			model_resize(f, size);
-	}
-	return r;
+	/* Back to NPAGES pages for the content check. */
+	return r ? r : set_size(f, size);
 }
 static long set_cap_minus_1(struct fx *f)
 {
@@ -581,16 +565,12 @@ static long set_cap_minus_1(struct fx *f)
 
 	if (r)
 		return r;
-	model_resize(f, max_size);
 	v = buf_size(f->fd);
 	if (v != (off_t)max_size) {
 		snprintf(note, sizeof(note), "lseek(SEEK_END) says %lld", (long long)v);
 		return -2;
 	}
-	r = set_size(f, size);
-	if (!r)
-		model_resize(f, size);
-	return r;
+	return set_size(f, size);
 }
 /* The size from an unaligned address, which get_user() reads as well. */
 static long set_unaligned(struct fx *f)
@@ -621,7 +601,6 @@ static long set_while_mapped(struct fx *f)
 	r = set_size(f, 2 * size);
 	if (r)
 		return r;
-	model_resize(f, 2 * size);
 	return memcmp(p, f->model + 3 * ps, ps) ? -2 : 0;
 }
 static long set_same_while_mapped(struct fx *f)
@@ -639,14 +618,9 @@ static long set_same_while_mapped(struct fx *f)
 }
 static long set_while_prot_none_mapped(struct fx *f)
 {
-	long r;
-
 	if (do_map(f, size, PROT_NONE, MAP_SHARED, 0))
 		return -2;
-	r = set_size(f, ps);
-	if (!r)
-		model_resize(f, ps);
-	return r;
+	return set_size(f, ps);
 }
 /*
  * The whole buffer mapped, every page touched, so that a resize has to
@@ -664,16 +638,6 @@ static unsigned char *map_all_touched(struct fx *f)
 	return p;
 }
 
-/* SET_SIZE to @sz, and the model with it when that succeeds. */
-static long resize_both(struct fx *f, size_t sz)
-{
-	long r = set_size(f, sz);
-
-	if (!r)
-		model_resize(f, sz);
-	return r;
-}
-
 /* A shrink unmaps the cut pages from the mapping: touching them is SIGBUS. */
 static long set_shrink_while_mapped_sigbus(struct fx *f)
 {
@@ -682,7 +646,7 @@ static long set_shrink_while_mapped_sigbus(struct fx *f)
 
 	if (!p)
 		return -2;
-	r = resize_both(f, 2 * ps);
+	r = set_size(f, 2 * ps);
 	if (r)
 		return r;
 	if (memcmp(p, f->model, 2 * ps))
@@ -697,9 +661,9 @@ static long set_shrink_grow_while_mapped(struct fx *f)
 
 	if (!p)
 		return -2;
-	r = resize_both(f, ps);
+	r = set_size(f, ps);
 	if (!r)
-		r = resize_both(f, size);
+		r = set_size(f, size);
 	if (r)
 		return r;
 	if (memcmp(p, f->model, size))
@@ -723,7 +687,6 @@ static long set_shrink_below_position(struct fx *f)
 	r = set_size(f, ps);
 	if (r)
 		return r;
-	model_resize(f, ps);
 	if (lseek(f->fd, 0, SEEK_CUR) != f->pos) {
 		snprintf(note, sizeof(note), "the position moved");
 		return -2;
@@ -1077,7 +1040,6 @@ static long seek_end_after_resize_while_mapped(struct fx *f)
 {
 	if (do_map(f, size, PROT_READ, MAP_SHARED, 0) || set_size(f, 2 * ps))
 		return -2;
-	model_resize(f, 2 * ps);
 	return seek(f, 0, SEEK_END);
 }
 static long seek_end_back(struct fx *f) { return seek(f, -(off_t)ps, SEEK_END); }
