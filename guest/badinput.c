@@ -1075,7 +1075,8 @@ static long param_write(const char *name, const char *val)
 
 /*
  * v2 has two parameters, default_size and max_size, both read-only (0444);
- * v1's fault_around_pages is gone.
+ * v1's fault_around_pages is gone. v3 adds max_folio_order, which root can
+ * write (0644).
  */
 static long params_list(struct fx *f)
 {
@@ -1093,7 +1094,10 @@ static long params_list(struct fx *f)
 		if (d->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), PARAMS "%s", d->d_name);
-		if (stat(path, &st) || (st.st_mode & 0777) != 0444) {
+		if (!strcmp(d->d_name, "max_folio_order") && !stat(path, &st) &&
+		    (st.st_mode & 0777) == 0644) {
+			found++;
+		} else if (stat(path, &st) || (st.st_mode & 0777) != 0444) {
 			snprintf(note, sizeof(note), "%.64s: mode %o", d->d_name,
 				 (unsigned int)(st.st_mode & 0777));
 			other++;
@@ -1105,10 +1109,86 @@ static long params_list(struct fx *f)
 		}
 	}
 	closedir(dir);
-	return found == 2 && !other ? 0 : -2;
+	return found == 3 && !other ? 0 : -2;
 }
 static long max_size_write(struct fx *f) { (void)f; return param_write("max_size", "4096"); }
 static long default_size_write(struct fx *f) { (void)f; return param_write("default_size", "4096"); }
+
+/*
+ * Write @val to max_folio_order and put back what was there; the value
+ * read back afterwards must be the old one if the write failed.
+ */
+/* Read parameter @name into @buf, without its newline; -1 if it cannot be. */
+static int param_read(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	FILE *pf;
+	int ret;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	pf = fopen(path, "r");
+	if (!pf)
+		return -1;
+	ret = fgets(buf, len, pf) ? 0 : -1;
+	fclose(pf);
+	buf[strcspn(buf, "\n")] = '\0';
+	return ret;
+}
+
+static long folio_order_write(const char *val)
+{
+	char old[32] = "", now[32] = "";
+	long ret;
+	int err;
+
+	if (param_read("max_folio_order", old, sizeof(old)))
+		return -2;
+	ret = param_write("max_folio_order", val);
+	err = errno;
+	if (param_read("max_folio_order", now, sizeof(now)))
+		return -2;
+	if (ret == 0) {
+		if (strtoul(now, NULL, 0) != strtoul(val, NULL, 0)) {
+			snprintf(note, sizeof(note), "wrote %.16s, reads %.16s", val, now);
+			ret = -2;
+		}
+		param_write("max_folio_order", old);
+	} else if (strcmp(now, old)) {
+		snprintf(note, sizeof(note), "failed write changed %.16s to %.16s", old, now);
+		ret = -2;
+	}
+	errno = err;
+	return ret;
+}
+
+/* The module's limit: its value as loaded, the page cache's largest order. */
+static unsigned long folio_order_limit(void)
+{
+	static unsigned long limit = ULONG_MAX;
+	FILE *pf;
+
+	if (limit == ULONG_MAX) {
+		pf = fopen(PARAMS "max_folio_order", "r");
+		if (!pf || fscanf(pf, "%lu", &limit) != 1)
+			limit = 0;
+		if (pf)
+			fclose(pf);
+	}
+	return limit;
+}
+static long folio_order_n(unsigned long n)
+{
+	char val[24];
+
+	snprintf(val, sizeof(val), "%lu", n);
+	return folio_order_write(val);
+}
+static long folio_order_0(struct fx *f) { (void)f; return folio_order_write("0"); }
+static long folio_order_max(struct fx *f) { (void)f; return folio_order_n(folio_order_limit()); }
+static long folio_order_above(struct fx *f) { (void)f; return folio_order_n(folio_order_limit() + 1); }
+static long folio_order_neg(struct fx *f) { (void)f; return folio_order_write("-1"); }
+static long folio_order_text(struct fx *f) { (void)f; return folio_order_write("huge"); }
+static long folio_order_huge(struct fx *f) { (void)f; return folio_order_write("99999999999"); }
 
 /* --- the table ------------------------------------------------------- */
 
@@ -1263,9 +1343,16 @@ static const struct bad_case cases[] = {
 	ERR("lseek: whence -1", seek_whence_neg, EINVAL),
 	ERR("lseek: whence 0x10000", seek_whence_big, EINVAL),
 
-	RET("module parameters: default_size and max_size only, both 0444", params_list, 0),
+	RET("module parameters: default_size, max_size (0444), max_folio_order (0644)",
+	    params_list, 0),
 	ERR("max_size: read-only once loaded", max_size_write, EACCES),
 	ERR("default_size: read-only once loaded", default_size_write, EACCES),
+	RET("max_folio_order: 0 (single pages)", folio_order_0, 0),
+	RET("max_folio_order: its value as loaded, the page cache's largest", folio_order_max, 0),
+	ERR("max_folio_order: one above that", folio_order_above, EINVAL),
+	ERR("max_folio_order: -1", folio_order_neg, EINVAL),
+	ERR("max_folio_order: not a number", folio_order_text, EINVAL),
+	ERR("max_folio_order: beyond unsigned int", folio_order_huge, ERANGE),
 };
 
 static long resolve(long ret)
@@ -1437,6 +1524,8 @@ int main(int argc, char **argv)
 	}
 	fclose(pf);
 	max_size &= ~(uint64_t)(ps - 1);
+	/* The limit of max_folio_order, before any case writes it. */
+	folio_order_limit();
 
 	printf("1..%zu\n", n);
 	for (i = 0; i < n; i++) {

@@ -33,8 +33,14 @@
  *
  * Variants of the page benchmarks:
  *   mmap_buf       /dev/mmap_buf resized with MMAP_BUF_SET_SIZE: its pages
- *                  exist (in its page cache) from the resize on; a fault
- *                  maps them, with the kernel's fault-around
+ *                  exist (in its page cache, in folios up to PMD size) from
+ *                  the resize on; mmap(NULL, ...) is PMD-aligned where the
+ *                  size allows, and a fault maps a whole folio, with a PMD
+ *                  where it is PMD-sized, or with the kernel's fault-around
+ *   mmap_buf_misaligned  the same buffer mapped one page off PMD
+ *                  alignment: no PMD can map it, page table entries do
+ *   mmap_buf_pages the same with the module parameter max_folio_order=0
+ *                  while it is opened: single pages, as v2 of the driver
  *   mmap_buf_1pg   the same with the kernel's fault-around off (debugfs
  *                  fault_around_bytes set to one page, for all file
  *                  mappings, while this variant runs): one page per fault.
@@ -46,7 +52,17 @@
  *   memfd_fresh    memfd, ftruncate() only: a fault allocates the page
  *   anon_private   MAP_PRIVATE | MAP_ANONYMOUS: a read fault maps the
  *                  shared zero page, a write fault allocates a page
- * and each of them with +populate (MAP_POPULATE).
+ *                  (THP is set to "madvise" while the benchmark runs)
+ *   memfd_thp      memfd filled and mapped as memfd_filled while
+ *                  shmem_enabled is "always": its pages exist, in PMD-sized
+ *                  folios, and mappings are PMD-aligned (shmem's
+ *                  get_unmapped_area() aligns only while THP is allowed)
+ *   hugetlb        memfd_create(MFD_HUGETLB), fallocate()d: PMD-sized huge
+ *                  pages that exist, from a pool the benchmark reserves
+ *                  (vm.nr_hugepages); rows only where the pool holds them
+ *   anon_thp       anon_private with MADV_HUGEPAGE: a fault allocates and
+ *                  zeroes a PMD-sized folio (a load maps the huge zero page)
+ * and the first four of them with +populate (MAP_POPULATE).
  *
  * Mappings smaller than MIN_PAGES pages are measured in batches of several
  * objects of that size, each set up and mapped before the clock starts, so
@@ -91,13 +107,20 @@
 #define MIN_PAGES	256		/* pages per measurement, at least */
 #define BW_MIN_BYTES	(8 * MIB)	/* bytes per bandwidth measurement */
 
-enum kind { K_MMAP_BUF, K_MEMFD_FILLED, K_MEMFD_FRESH, K_ANON, NR_KINDS };
+enum kind {
+	K_MMAP_BUF, K_MEMFD_FILLED, K_MEMFD_FRESH, K_ANON,
+	K_MMAP_BUF_PAGES, K_MEMFD_THP, K_HUGETLB, K_ANON_THP, NR_KINDS
+};
 
 static const char * const kind_name[NR_KINDS] = {
-	[K_MMAP_BUF]	 = "mmap_buf",
-	[K_MEMFD_FILLED] = "memfd_filled",
-	[K_MEMFD_FRESH]	 = "memfd_fresh",
-	[K_ANON]	 = "anon_private",
+	[K_MMAP_BUF]	   = "mmap_buf",
+	[K_MEMFD_FILLED]   = "memfd_filled",
+	[K_MEMFD_FRESH]	   = "memfd_fresh",
+	[K_ANON]	   = "anon_private",
+	[K_MMAP_BUF_PAGES] = "mmap_buf_pages",
+	[K_MEMFD_THP]	   = "memfd_thp",
+	[K_HUGETLB]	   = "hugetlb",
+	[K_ANON_THP]	   = "anon_thp",
 };
 
 struct variant {
@@ -106,19 +129,26 @@ struct variant {
 	bool populate;
 	/* The kernel's fault-around for this variant, in pages; 0: as booted. */
 	unsigned int fault_around;
+	/* Mapped one page off PMD alignment. */
+	bool misalign;
 };
 
 static const struct variant variants[] = {
-	{ "mmap_buf",			K_MMAP_BUF,	false,	0 },
+	{ "mmap_buf",			K_MMAP_BUF,	false,	0, false },
 	/* One page per fault: the demand faulting that fault-around saves. */
-	{ "mmap_buf_1pg",		K_MMAP_BUF,	false,	1 },
-	{ "memfd_filled",		K_MEMFD_FILLED,	false,	0 },
-	{ "memfd_fresh",		K_MEMFD_FRESH,	false,	0 },
-	{ "anon_private",		K_ANON,		false,	0 },
-	{ "mmap_buf+populate",		K_MMAP_BUF,	true,	0 },
-	{ "memfd_filled+populate",	K_MEMFD_FILLED,	true,	0 },
-	{ "memfd_fresh+populate",	K_MEMFD_FRESH,	true,	0 },
-	{ "anon_private+populate",	K_ANON,		true,	0 },
+	{ "mmap_buf_1pg",		K_MMAP_BUF_PAGES, false, 1, false },
+	{ "mmap_buf_misaligned",	K_MMAP_BUF,	false,	0, true },
+	{ "mmap_buf_pages",		K_MMAP_BUF_PAGES, false, 0, false },
+	{ "memfd_filled",		K_MEMFD_FILLED,	false,	0, false },
+	{ "memfd_fresh",		K_MEMFD_FRESH,	false,	0, false },
+	{ "anon_private",		K_ANON,		false,	0, false },
+	{ "memfd_thp",			K_MEMFD_THP,	false,	0, false },
+	{ "hugetlb",			K_HUGETLB,	false,	0, false },
+	{ "anon_thp",			K_ANON_THP,	false,	0, false },
+	{ "mmap_buf+populate",		K_MMAP_BUF,	true,	0, false },
+	{ "memfd_filled+populate",	K_MEMFD_FILLED,	true,	0, false },
+	{ "memfd_fresh+populate",	K_MEMFD_FRESH,	true,	0, false },
+	{ "anon_private+populate",	K_ANON,		true,	0, false },
 };
 
 #define NR_VARIANTS	(sizeof(variants) / sizeof(variants[0]))
@@ -128,6 +158,8 @@ struct obj {
 	unsigned char *p;	/* the mapping, or NULL */
 	size_t size;
 	enum kind kind;
+	unsigned char *area;	/* what a misaligned mapping was put in */
+	size_t area_size;
 };
 
 static const char *dev_path = "/dev/mmap_buf";
@@ -142,6 +174,9 @@ static uint64_t start_ns;
 static unsigned int tag_seq;
 static int ncpus;
 static unsigned char zeroes[MIB];
+static size_t pmd_size;		/* 0: no THP */
+static size_t hugetlb_pages;	/* in the pool the benchmark reserved */
+static size_t hugetlb_page_size;
 
 #define PRINTF(f, a)	__attribute__((format(printf, f, a)))
 
@@ -289,6 +324,97 @@ static void pin_to_cpu(int cpu)
 		die("sched_setaffinity");
 }
 
+#define THP_DIR		"/sys/kernel/mm/transparent_hugepage/"
+#define THP_ENABLED	THP_DIR "enabled"
+#define SHMEM_ENABLED	THP_DIR "shmem_enabled"
+#define MAX_FOLIO_ORDER	"/sys/module/mmap_buf/parameters/max_folio_order"
+#define NR_HUGEPAGES	"/proc/sys/vm/nr_hugepages"
+
+/* Settings as found, put back at exit. */
+static char thp_enabled[32], shmem_enabled[32], max_folio_order[16];
+static char nr_hugepages[32];
+
+static void write_sysfs(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fprintf(f, "%s\n", val) < 0 || fclose(f))
+		die("cannot write %s to %s", val, path);
+}
+
+/*
+ * Read @path into @buf: the selected value of a "[x] y z" list, or the
+ * whole line. Return false if there is no such file.
+ */
+static bool read_sysfs(const char *path, char *buf, size_t len)
+{
+	char line[256], *b, *e;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	b = strchr(line, '[');
+	e = b ? strchr(b, ']') : NULL;
+	if (b && e) {
+		*e = '\0';
+		snprintf(buf, len, "%s", b + 1);
+	} else {
+		snprintf(buf, len, "%s", line);
+	}
+	return true;
+}
+
+static void restore_settings(void)
+{
+	if (thp_enabled[0])
+		write_sysfs(THP_ENABLED, thp_enabled);
+	if (shmem_enabled[0])
+		write_sysfs(SHMEM_ENABLED, shmem_enabled);
+	if (nr_hugepages[0])
+		write_sysfs(NR_HUGEPAGES, nr_hugepages);
+}
+
+/*
+ * THP for anonymous memory only where asked for (anon_thp), so that
+ * anon_private stays in pages; a hugetlb pool for the largest size.
+ */
+static void setup_settings(size_t max_size)
+{
+	char buf[32];
+	FILE *f;
+
+	if (read_sysfs(THP_DIR "hpage_pmd_size", buf, sizeof(buf)))
+		pmd_size = strtoull(buf, NULL, 10);
+	read_sysfs(MAX_FOLIO_ORDER, max_folio_order, sizeof(max_folio_order));
+	if (pmd_size) {
+		read_sysfs(THP_ENABLED, thp_enabled, sizeof(thp_enabled));
+		read_sysfs(SHMEM_ENABLED, shmem_enabled, sizeof(shmem_enabled));
+		write_sysfs(THP_ENABLED, "madvise");
+	}
+	f = fopen("/proc/meminfo", "r");
+	if (f) {
+		char line[128];
+		unsigned long kb;
+
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
+				hugetlb_page_size = kb * KIB;
+		fclose(f);
+	}
+	if (hugetlb_page_size && read_sysfs(NR_HUGEPAGES, nr_hugepages,
+					    sizeof(nr_hugepages))) {
+		snprintf(buf, sizeof(buf), "%zu", max_size / hugetlb_page_size + 1);
+		write_sysfs(NR_HUGEPAGES, buf);
+		read_sysfs(NR_HUGEPAGES, buf, sizeof(buf));
+		hugetlb_pages = strtoull(buf, NULL, 10);
+	}
+	atexit(restore_settings);
+}
+
 static void fill_zeroes(int fd, size_t size)
 {
 	size_t off, n;
@@ -307,11 +433,18 @@ static void obj_init(struct obj *o, enum kind kind, size_t size)
 
 	o->fd = -1;
 	o->p = NULL;
+	o->area = NULL;
 	o->size = size;
 	o->kind = kind;
 	switch (kind) {
 	case K_MMAP_BUF:
+	case K_MMAP_BUF_PAGES:
+		/* The order is read at open(): single pages for this one. */
+		if (kind == K_MMAP_BUF_PAGES)
+			write_sysfs(MAX_FOLIO_ORDER, "0");
 		o->fd = open(dev_path, O_RDWR | O_CLOEXEC);
+		if (kind == K_MMAP_BUF_PAGES)
+			write_sysfs(MAX_FOLIO_ORDER, max_folio_order);
 		if (o->fd < 0)
 			die("open %s", dev_path);
 		if (ioctl(o->fd, MMAP_BUF_SET_SIZE, &sz))
@@ -332,28 +465,81 @@ static void obj_init(struct obj *o, enum kind kind, size_t size)
 		if (kind == K_MEMFD_FILLED)
 			fill_zeroes(o->fd, size);
 		break;
+	case K_MEMFD_THP:
+		/* Huge folios for what is filled now; only this memfd. */
+		write_sysfs(SHMEM_ENABLED, "always");
+		o->fd = memfd_create("bench", MFD_CLOEXEC);
+		if (o->fd < 0 || ftruncate(o->fd, size))
+			die("memfd %s", size_str(size));
+		fill_zeroes(o->fd, size);
+		write_sysfs(SHMEM_ENABLED, shmem_enabled);
+		break;
+	case K_HUGETLB:
+		o->fd = memfd_create("bench", MFD_CLOEXEC | MFD_HUGETLB);
+		if (o->fd < 0 || ftruncate(o->fd, size) ||
+		    fallocate(o->fd, 0, 0, size))
+			die("hugetlb memfd %s", size_str(size));
+		break;
 	default:
 		break;
 	}
 }
 
-static void obj_map(struct obj *o, bool populate)
+static void obj_map_misaligned(struct obj *o, bool populate)
+{
+	int flags = MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0);
+	unsigned char *want;
+	size_t pmd = pmd_size ? pmd_size : 2 * MIB;
+	void *p;
+
+	o->area_size = o->size + 2 * pmd;
+	o->area = mmap(NULL, o->area_size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (o->area == MAP_FAILED)
+		die("mmap area");
+	want = (unsigned char *)(((uintptr_t)o->area + pmd - 1) / pmd * pmd) + page_size;
+	p = mmap(want, o->size, PROT_READ | PROT_WRITE, flags, o->fd, 0);
+	if (p != want)
+		die("mmap %s %s misaligned", kind_name[o->kind], size_str(o->size));
+	o->p = p;
+}
+
+static void obj_map_v(struct obj *o, bool populate, bool misalign)
 {
 	int flags = o->fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED;
 	void *p;
 
+	if (misalign)
+		return obj_map_misaligned(o, populate);
 	if (populate)
 		flags |= MAP_POPULATE;
+	/* shmem places a mapping PMD-aligned only while it may use THPs. */
+	if (o->kind == K_MEMFD_THP)
+		write_sysfs(SHMEM_ENABLED, "always");
 	p = mmap(NULL, o->size, PROT_READ | PROT_WRITE, flags, o->fd, 0);
+	if (o->kind == K_MEMFD_THP)
+		write_sysfs(SHMEM_ENABLED, shmem_enabled);
 	if (p == MAP_FAILED)
 		die("mmap %s %s", kind_name[o->kind], size_str(o->size));
+	if (o->kind == K_ANON_THP && madvise(p, o->size, MADV_HUGEPAGE))
+		die("MADV_HUGEPAGE");
 	o->p = p;
+}
+
+static void obj_map(struct obj *o, bool populate)
+{
+	obj_map_v(o, populate, false);
 }
 
 static void obj_unmap(struct obj *o)
 {
-	if (munmap(o->p, o->size))
+	if (o->area) {
+		if (munmap(o->area, o->area_size))
+			die("munmap");
+		o->area = NULL;
+	} else if (munmap(o->p, o->size)) {
 		die("munmap");
+	}
 	o->p = NULL;
 }
 
@@ -473,9 +659,20 @@ static unsigned int read_fault_around(void)
 	return v;
 }
 
-static bool variant_runs(const struct variant *v)
+static bool variant_runs(const struct variant *v, size_t size)
 {
-	return !v->fault_around || fa_default;
+	switch (v->kind) {
+	case K_MEMFD_THP:
+	case K_ANON_THP:
+		return pmd_size;
+	case K_HUGETLB:
+		return hugetlb_page_size && size % hugetlb_page_size == 0 &&
+		       size / hugetlb_page_size <= hugetlb_pages;
+	case K_MMAP_BUF_PAGES:
+		return max_folio_order[0] && (!v->fault_around || fa_default);
+	default:
+		return !v->fault_around || fa_default;
+	}
 }
 
 static size_t batch_for(size_t npages)
@@ -497,12 +694,12 @@ static void measure_touch(const struct variant *v, size_t size, bool write,
 	for (i = 0; i < nobj; i++) {
 		obj_init(&objs[i], v->kind, size);
 		if (!v->populate)
-			obj_map(&objs[i], false);
+			obj_map_v(&objs[i], false, v->misalign);
 	}
 	t0 = now_ns();
 	for (i = 0; i < nobj; i++) {
 		if (v->populate)
-			obj_map(&objs[i], true);
+			obj_map_v(&objs[i], true, v->misalign);
 		if (write)
 			touch_write(objs[i].p, npages, tag);
 		else
@@ -541,7 +738,7 @@ static void measure_map(const struct variant *v, size_t size, bool touch,
 		obj_init(&objs[i], v->kind, size);
 	t0 = now_ns();
 	for (i = 0; i < nobj; i++) {
-		obj_map(&objs[i], v->populate);
+		obj_map_v(&objs[i], v->populate, v->misalign);
 		if (touch)
 			touch_write(objs[i].p, npages, tag);
 		/* Mapped already: no fault. */
@@ -590,7 +787,7 @@ static void bench_pages(const size_t *sizes, int nsizes, int reps,
 				const struct variant *v;
 
 				v = &variants[(i + r) % NR_VARIANTS];
-				if (!variant_runs(v))
+				if (!variant_runs(v, sizes[s]))
 					continue;
 				if (do_touch) {
 					measure_touch(v, sizes[s], false, r);
@@ -667,26 +864,38 @@ static void measure_bw(enum bw_kind k, bool write, int fd, unsigned char *src,
 	    0, t1 - t0, (uint64_t)ops * size);
 }
 
+/*
+ * Under TCG, a copy runs several times slower when its source and
+ * destination pages collide in QEMU's direct-mapped software TLB, which
+ * depends on the virtual addresses on both sides: so every repeat uses
+ * new files (new page cache pages) and user buffers at another page
+ * offset, and the median is over address combinations.
+ */
+#define BW_SLACK_PAGES	16
+
 static void bench_bw(const size_t *sizes, int nsizes, int reps)
 {
-	unsigned char *src, *dst;
+	unsigned char *src_area, *dst_area, *src, *dst;
+	size_t slack = BW_SLACK_PAGES * page_size;
 	struct obj dev, mfd;
 	int s, r, i;
 
 	for (s = 0; s < nsizes; s++) {
 		size_t size = sizes[s];
 
-		obj_init(&dev, K_MMAP_BUF, size);
-		obj_init(&mfd, K_MEMFD_FILLED, size);
-		src = aligned_alloc(page_size, size);
-		dst = aligned_alloc(page_size, size);
-		if (!src || !dst)
+		src_area = aligned_alloc(page_size, size + slack);
+		dst_area = aligned_alloc(page_size, size + slack);
+		if (!src_area || !dst_area)
 			die("aligned_alloc %s", size_str(size));
-		memset(src, 0x11, size);
-		memset(dst, 0x22, size);
+		memset(src_area, 0x11, size + slack);
+		memset(dst_area, 0x22, size + slack);
 		for (r = 0; r < reps; r++) {
 			progress("bw %s repeat %d/%d", size_str(size), r + 1,
 				 reps);
+			obj_init(&dev, K_MMAP_BUF, size);
+			obj_init(&mfd, K_MEMFD_FILLED, size);
+			src = src_area + (r * 5 % BW_SLACK_PAGES) * page_size;
+			dst = dst_area + (r * 3 % BW_SLACK_PAGES) * page_size;
 			for (i = 0; i < NR_BW; i++) {
 				enum bw_kind k = (i + r) % NR_BW;
 				int fd = k == BW_MMAP_BUF ? dev.fd : mfd.fd;
@@ -694,11 +903,11 @@ static void bench_bw(const size_t *sizes, int nsizes, int reps)
 				measure_bw(k, false, fd, src, dst, size, r);
 				measure_bw(k, true, fd, src, dst, size, r);
 			}
+			obj_fini(&dev);
+			obj_fini(&mfd);
 		}
-		free(src);
-		free(dst);
-		obj_fini(&dev);
-		obj_fini(&mfd);
+		free(src_area);
+		free(dst_area);
 	}
 }
 
@@ -778,10 +987,14 @@ static void measure_threads(enum kind kind, int nthreads, size_t size,
 
 static void bench_threads(size_t size, int reps)
 {
+	static const enum kind kinds[] = {
+		K_MMAP_BUF, K_MMAP_BUF_PAGES, K_MEMFD_FILLED, K_MEMFD_FRESH,
+		K_ANON, NR_KINDS,
+	};
 	static const struct variant as_loaded = { .kind = K_MMAP_BUF };
+	int r, i, n = 2 * (int)(sizeof(kinds) / sizeof(kinds[0]));
 
 	set_fault_around(&as_loaded);
-	int r, i, n = 2 * (NR_KINDS + 1);
 
 	if (ncpus < 2)
 		progress("fault_threads: only %d CPU, two threads share it",
@@ -792,7 +1005,7 @@ static void bench_threads(size_t size, int reps)
 		for (i = 0; i < n; i++) {
 			int j = (i + r) % n;
 
-			measure_threads(j / 2, j % 2 + 1, size, r);
+			measure_threads(kinds[j / 2], j % 2 + 1, size, r);
 		}
 	}
 	pin_to_cpu(0);
@@ -839,7 +1052,7 @@ static void measure_fork(enum kind kind, size_t size, int rep)
 static void bench_fork(const size_t *sizes, int nsizes, int reps)
 {
 	static const enum kind kinds[] = {
-		NR_KINDS, K_MMAP_BUF, K_MEMFD_FILLED, K_ANON,
+		NR_KINDS, K_MMAP_BUF, K_MMAP_BUF_PAGES, K_MEMFD_FILLED, K_ANON,
 	};
 	static const struct variant as_loaded = { .kind = K_MMAP_BUF };
 	int r, i, k, n = sizeof(kinds) / sizeof(kinds[0]);
@@ -960,6 +1173,7 @@ int main(int argc, char **argv)
 			 size_str(drv_max));
 		max_size = drv_max;
 	}
+	setup_settings(max_size);
 	for (size = 4 * KIB; size <= max_size && nsizes < 16; size *= 4)
 		sizes[nsizes++] = size;
 	for (size = 4 * KIB; size <= bw_max && size <= max_size && nbw < 16;
@@ -983,6 +1197,8 @@ int main(int argc, char **argv)
 	uname(&uts);
 	progress("kernel %s, %d CPUs, page %zu, mmap_buf max_size %llu, fault_around_bytes %u",
 		 uts.release, ncpus, page_size, drv_max, fa_default);
+	progress("PMD %zu, THP enabled was [%s], shmem [%s]; hugetlb pool %zu pages of %zu",
+		 pmd_size, thp_enabled, shmem_enabled, hugetlb_pages, hugetlb_page_size);
 	progress("sizes %s..%s, repeats %d (above 64M: %d)", size_str(sizes[0]),
 		 size_str(sizes[nsizes - 1]), reps, big_reps);
 	fprintf(csv, "benchmark,variant,size_bytes,repeat,ops,pages,ns_total,%s\n",

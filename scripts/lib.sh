@@ -41,7 +41,7 @@ CHECK_BUILD=$CACHE_DIR/build/check
 SERIES_NAME=${SERIES_NAME:-mmap_buf maintainers}
 SERIES_EMAIL=${SERIES_EMAIL:-mmap-buf@kernel.invalid}
 # The version of the series: its mails say [PATCH vN m/n] from v2 on.
-SERIES_VERSION=2
+SERIES_VERSION=3
 # Kernel identifiers that codespell takes for misspellings (iput(),
 # folio_test_uptodate()): scripts/docs-check and scripts/mail leave them be.
 CODESPELL_IGNORE=(iput uptodate)
