@@ -607,11 +607,10 @@ static void cpu_loop(unsigned char *p, size_t npages, unsigned char tag)
 
 static void write_fault_around(unsigned int n)
 {
-	FILE *f;
+	char val[16];
 
-	f = fopen(fa_path, "w");
-	if (!f || fprintf(f, "%u\n", n) < 0 || fclose(f))
-		die("cannot set %s to %u", fa_path, n);
+	snprintf(val, sizeof(val), "%u", n);
+	write_sysfs(fa_path, val);
 	fa_now = n;
 }
 
