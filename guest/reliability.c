@@ -30,102 +30,21 @@
  * charged to the memory cgroup as file pages (memory.stat "file"; v1's were
  * kernel memory, "kernel"); it is freed when the last file reference goes,
  * at the last close() or munmap(). It can be resized while mapped: the leak
- * cycles and the security checks do that too. The ioctl header is the
- * driver's private one, included by its path in the kernel tree (compile
- * with -I<kernel tree>).
+ * cycles and the security checks do that too. The helpers (TAP output,
+ * the ioctl) are in common.h.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
+#include "common.h"
 
-#define DEV	"/dev/mmap_buf"
-#define MODULE	"mmap_buf"
-#define CGROOT	"/sys/fs/cgroup"
 #define CG	CGROOT "/mmap_buf_reliability"
 
-static int ntest, nfail;
 static size_t ps;
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	ntest++;
-	printf("%sok %d - ", ok ? "" : "not ", ntest);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	if (!ok)
-		nfail++;
-}
-
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static int finish(void)
-{
-	printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
-}
-
-static int module_loaded(void)
-{
-	return access("/sys/module/" MODULE, F_OK) == 0;
-}
-
-static int unload(void)
-{
-	return syscall(SYS_delete_module, MODULE, O_NONBLOCK);
-}
-
-static int load(void)
-{
-	int st = system("modprobe " MODULE);
-
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int is_zero(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
-static int set_size(int fd, uint64_t size)
-{
-	return ioctl(fd, MMAP_BUF_SET_SIZE, &size);
-}
 
 /* --- lifetime -------------------------------------------------------- */
 
@@ -164,8 +83,6 @@ static void *prober_fn(void *arg)
 	}
 	return NULL;
 }
-
-static long long read_ll(const char *path);
 
 static long param_read(const char *name)
 {
@@ -376,30 +293,6 @@ static long long meminfo(const char *buf, const char *key)
 	return p ? strtoll(p + strlen(key), NULL, 10) : -1;
 }
 
-static long long read_ll(const char *path)
-{
-	long long v = -1;
-	FILE *f = fopen(path, "r");
-
-	if (f) {
-		if (fscanf(f, "%lld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY), r;
-
-	if (fd < 0)
-		return -1;
-	r = write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
-	close(fd);
-	return r;
-}
-
 static void settle(void)
 {
 	/* Let RCU-deferred frees and per-CPU caches drain. */
@@ -427,32 +320,6 @@ static void take(struct snap *s, int have_cg)
 	s->vmalloc = meminfo(buf, "VmallocUsed:");
 	s->pagetables = meminfo(buf, "PageTables:");
 	s->memcg = have_cg ? read_ll(CG "/memory.current") : -1;
-}
-
-/* A cgroup v2 with the memory controller, this process in it; 0 if not. */
-static int enter_cgroup(void)
-{
-	char pid[32];
-
-	if (access(CGROOT "/cgroup.controllers", F_OK) &&
-	    mount("none", CGROOT, "cgroup2", 0, NULL))
-		return 0;
-	write_str(CGROOT "/cgroup.subtree_control", "+memory");
-	if (mkdir(CG, 0755) && errno != EEXIST)
-		return 0;
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	if (write_str(CG "/cgroup.procs", pid))
-		return 0;
-	return access(CG "/memory.current", F_OK) == 0;
-}
-
-static void leave_cgroup(void)
-{
-	char pid[32];
-
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	write_str(CGROOT "/cgroup.procs", pid);
-	rmdir(CG);
 }
 
 /*
@@ -528,7 +395,7 @@ static int leak(int cycles, int report_only)
 
 	if (!module_loaded() && load())
 		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
-	have_cg = enter_cgroup();
+	have_cg = enter_cgroup(CG);
 	if (!have_cg)
 		diag("no cgroup v2 memory controller: MemFree, Slab and VmallocUsed only");
 
@@ -595,7 +462,7 @@ static int leak(int cycles, int report_only)
 			      b.memcg - a.memcg);
 	}
 	if (have_cg)
-		leave_cgroup();
+		leave_cgroup(CG);
 	return finish();
 }
 
@@ -603,17 +470,7 @@ static int leak(int cycles, int report_only)
 
 static long long memstat(const char *key)
 {
-	char line[256];
-	long long v = -1;
-	FILE *f = fopen(CG "/memory.stat", "r");
-	size_t n = strlen(key);
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == ' ')
-			v = strtoll(line + n + 1, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
+	return keyed_ll(CG "/memory.stat", key);
 }
 
 static int security(void)
@@ -711,7 +568,7 @@ static int security(void)
 	close(fd);
 
 	/* The memory is charged to the opener's memory cgroup. */
-	if (!enter_cgroup()) {
+	if (!enter_cgroup(CG)) {
 		printf("ok %d - # SKIP no cgroup v2 memory controller\n", ++ntest);
 		return finish();
 	} else {
@@ -749,8 +606,237 @@ static int security(void)
 		 */
 		check(c1 - c2 >= (long long)big - (1 << 20) && f1 - f2 >= (long long)big,
 		      "closing the file uncharges it (%+lld, file %+lld)", c2 - c1, f2 - f1);
-		leave_cgroup();
+		leave_cgroup(CG);
 	}
+	return finish();
+}
+
+/* --- memory limits --------------------------------------------------- */
+
+#define CGM	CGROOT "/mmap_buf_memlimit"
+
+/* The counts of the child that works in the limited cgroup, shared. */
+static int *shared_counts;
+
+static void share_counts(void)
+{
+	shared_counts[0] = ntest;
+	shared_counts[1] = nfail;
+}
+
+static long long cgm(const char *file)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), CGM "/%s", file);
+	return read_ll(path);
+}
+
+static int cgm_set(const char *file, long long v)
+{
+	char path[128], val[32];
+
+	snprintf(path, sizeof(path), CGM "/%s", file);
+	if (v < 0)
+		snprintf(val, sizeof(val), "max");
+	else
+		snprintf(val, sizeof(val), "%lld", v);
+	return write_str(path, val);
+}
+
+/*
+ * The buffers' pages in the cgroup, with the per-CPU LRU batches drained:
+ * they are its only unevictable ones ("file" also counts what the process
+ * happens to read of other files).
+ */
+static long long cgm_buffers(void)
+{
+	return settled_stat(CGM "/memory.stat", "unevictable");
+}
+
+static void fill_pattern(unsigned char *p, size_t len, unsigned char seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(i * 13 + seed);
+}
+
+static int holds_pattern(int fd, size_t len, unsigned char seed)
+{
+	unsigned char *b = malloc(len);
+	int ok = b && pread(fd, b, len, 0) == (ssize_t)len;
+
+	for (size_t i = 0; ok && i < len; i++)
+		ok = b[i] == (unsigned char)(i * 13 + seed);
+	free(b);
+	return ok;
+}
+
+struct reader {
+	int fd;
+	uint64_t start_ns, end_ns;
+	ssize_t r;
+};
+
+static void *reader_fn(void *arg)
+{
+	struct reader *rd = arg;
+	char b[64];
+
+	/* Well into the grow, which takes seconds when throttled. */
+	usleep(300000);
+	rd->start_ns = now_ns();
+	rd->r = pread(rd->fd, b, sizeof(b), 0);
+	rd->end_ns = now_ns();
+	return NULL;
+}
+
+/*
+ * In the cgroup, as a child process of its own: the limits bite it, and an
+ * OOM kill, which must not happen, would end it and not the test.
+ */
+static void memlimit_child(size_t base)
+{
+	const size_t big = 32 << 20;
+	long long file0, file1, high0, high1;
+	struct reader rd = { 0 };
+	uint64_t t0, t1;
+	unsigned char *p;
+	pthread_t th;
+	int fd, fd2, r, e, started;
+
+	fd = open(DEV, O_RDWR);
+	check(fd >= 0 && buf_size(fd) == base,
+	      "open() in a cgroup with memory.max at 8 MiB: a buffer of default_size (%zu KiB)",
+	      base >> 10);
+	share_counts();
+	if (fd < 0)
+		_exit(1);
+	p = mmap(NULL, base, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		_exit(1);
+	fill_pattern(p, base, 3);
+	lseek(fd, 77, SEEK_SET);
+
+	file0 = cgm_buffers();
+	r = set_size(fd, big);
+	e = errno;
+	file1 = cgm_buffers();
+	check(r == -1 && e == ENOMEM,
+	      "growing it to 32 MiB, over memory.max, fails with ENOMEM (got %s)",
+	      r ? strerrorname_np(e) : "success");
+	check(buf_size(fd) == base && lseek(fd, 0, SEEK_CUR) == 77 &&
+	      holds_pattern(fd, base, 3) && p[base - 1] == (unsigned char)((base - 1) * 13 + 3),
+	      "and leaves the buffer as it was: size, position, contents, mapping");
+	check(file1 == file0,
+	      "the pages it added before the limit hit are uncharged (unevictable %+lld bytes)",
+	      file1 - file0);
+	share_counts();
+
+	/* A grow that fits still works after that. */
+	r = set_size(fd, 4 << 20);
+	check(!r && holds_pattern(fd, base, 3),
+	      "growing to 4 MiB, under the limit, then succeeds%s%s",
+	      r ? ": " : "", r ? strerror(errno) : "");
+	set_size(fd, base);
+	share_counts();
+
+	/* open() when the cgroup cannot take its default size. */
+	cgm_set("memory.max", cgm("memory.current") + (256 << 10));
+	fd2 = open(DEV, O_RDWR);
+	e = errno;
+	check(fd2 < 0 && e == ENOMEM,
+	      "open() with 256 KiB left under memory.max fails with ENOMEM (got %s)",
+	      fd2 >= 0 ? "success" : strerrorname_np(e));
+	if (fd2 >= 0)
+		close(fd2);
+	cgm_set("memory.max", 8 << 20);
+	share_counts();
+
+	/*
+	 * memory.high: a grow over it is throttled (the charge reclaims and
+	 * sleeps, with the buffer's locks held), but it must finish, and a
+	 * read() of the buffer that waits for it too.
+	 */
+	cgm_set("memory.max", -1);
+	cgm_set("memory.high", cgm("memory.current") + (1 << 20));
+	high0 = keyed_ll(CGM "/memory.events", "high");
+	rd.fd = fd;
+	started = !pthread_create(&th, NULL, reader_fn, &rd);
+	t0 = now_ns();
+	r = set_size(fd, base + (2 << 20));
+	e = errno;
+	t1 = now_ns();
+	if (started)
+		pthread_join(th, NULL);
+	high1 = keyed_ll(CGM "/memory.events", "high");
+	diag("a grow by 2 MiB, 1 MiB over memory.high, took %.1f s; a read() started %.1f s into it took %.1f s; memory.events high %+lld",
+	     (t1 - t0) / 1e9, started ? (rd.start_ns - t0) / 1e9 : -1.0,
+	     started ? (rd.end_ns - rd.start_ns) / 1e9 : -1.0, high1 - high0);
+	check(started && !r && high1 > high0 && rd.r == (ssize_t)64 && rd.start_ns < t1,
+	      "a grow over memory.high is throttled, not refused, and finishes, as does a read() that waited for it (%s)",
+	      !started ? "no reader thread" : r ? strerrorname_np(e) : "ok");
+	set_size(fd, ps);
+	cgm_set("memory.high", -1);
+	share_counts();
+
+	munmap(p, base);
+	close(fd);
+	_exit(0);
+}
+
+static int memlimit(void)
+{
+	long long oom0, oom1, cg_oom0, cg_kill0, file_end;
+	size_t base;
+	char pid[32];
+	pid_t child;
+	int st;
+
+	if (!module_loaded() && load())
+		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
+	if (!enter_cgroup(CGM)) {
+		check(0, "a cgroup v2 memory controller");
+		return finish();
+	}
+	leave_cgroup(CGM);
+	if (mkdir(CGM, 0755) && errno != EEXIST)
+		return 2;
+	shared_counts = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared_counts == MAP_FAILED)
+		return 2;
+	base = (size_t)param_read("default_size");
+	base = (base + ps - 1) / ps * ps;
+	cgm_set("memory.max", 8 << 20);
+	cgm_set("memory.high", -1);
+	oom0 = keyed_ll("/proc/vmstat", "oom_kill");
+	cg_oom0 = keyed_ll(CGM "/memory.events", "oom");
+	cg_kill0 = keyed_ll(CGM "/memory.events", "oom_kill");
+	share_counts();
+	fflush(stdout);
+	child = fork();
+	if (child == 0) {
+		snprintf(pid, sizeof(pid), "%d", getpid());
+		if (write_str(CGM "/cgroup.procs", pid))
+			_exit(2);
+		memlimit_child(base);
+	}
+	waitpid(child, &st, 0);
+	ntest = shared_counts[0];
+	nfail = shared_counts[1];
+	oom1 = keyed_ll("/proc/vmstat", "oom_kill");
+	check(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the process in the cgroup finished (%s %d)",
+	      WIFSIGNALED(st) ? "killed by signal" : "exit status",
+	      WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	check(keyed_ll(CGM "/memory.events", "oom") == cg_oom0 &&
+	      keyed_ll(CGM "/memory.events", "oom_kill") == cg_kill0 && oom1 == oom0,
+	      "no OOM in the cgroup and no OOM kill anywhere (memory.events oom %+lld oom_kill %+lld, /proc/vmstat oom_kill %+lld)",
+	      keyed_ll(CGM "/memory.events", "oom") - cg_oom0,
+	      keyed_ll(CGM "/memory.events", "oom_kill") - cg_kill0, oom1 - oom0);
+	file_end = cgm_buffers();
+	check(file_end == 0, "the cgroup holds no buffer page once its process is gone (unevictable %lld bytes)",
+	      file_end);
+	rmdir(CGM);
 	return finish();
 }
 
@@ -765,7 +851,9 @@ int main(int argc, char **argv)
 			    !strcmp(argv[argc - 1], "--report-only"));
 	if (argc == 2 && !strcmp(argv[1], "security"))
 		return security();
-	fprintf(stderr, "usage: %s lifetime [CYCLES] | leak [CYCLES] [--report-only] | security\n",
+	if (argc == 2 && !strcmp(argv[1], "memlimit"))
+		return memlimit();
+	fprintf(stderr, "usage: %s lifetime [CYCLES] | leak [CYCLES] [--report-only] | security | memlimit\n",
 		argv[0]);
 	return 2;
 }
