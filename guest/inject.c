@@ -507,17 +507,30 @@ static void entry_point(const struct entry *e)
 static uint64_t default_size;
 static int holder = -1;		/* another open buffer, or -1 */
 
-/* @how: another buffer is open meanwhile (the pseudo file system is mounted). */
+#define MAX_ORDER_PARAM	"/sys/module/" MODULE "/parameters/max_folio_order"
+
+/*
+ * @how 1: another buffer is open meanwhile (the pseudo file system is
+ * mounted); 2: the buffer is made of single pages (max_folio_order=0), so
+ * that a failed allocation of one fails the open(), where a larger folio's
+ * falls back to a smaller order.
+ */
 static int open_case(const struct entry *en, int n, int *injected, char *why, size_t len)
 {
+	char order[16] = "";
 	uint64_t size;
 	int fd, e, zeroed;
 	off_t pos;
 
-	if (en->how) {
+	if (en->how == 1) {
 		holder = open(DEV, O_RDWR);
 		if (holder < 0)
 			FAIL("cannot open the other buffer: %s", strerror(errno));
+	}
+	if (en->how == 2) {
+		snprintf(order, sizeof(order), "%lld", read_ll(MAX_ORDER_PARAM));
+		if (write_str(MAX_ORDER_PARAM, "0"))
+			FAIL("cannot set max_folio_order: %s", strerror(errno));
 	}
 	arm(n);
 	fd = open(DEV, O_RDWR);
@@ -527,6 +540,8 @@ static int open_case(const struct entry *en, int n, int *injected, char *why, si
 		close(holder);
 		holder = -1;
 	}
+	if (order[0])
+		write_str(MAX_ORDER_PARAM, order);
 	if (fd < 0) {
 		/* EFAULT: the copy of the path (strncpy_from_user()) failed. */
 		if (e != ENOMEM && e != EFAULT)
@@ -702,6 +717,15 @@ static int io_case(const struct entry *en, int n, int *injected, char *why, size
 	} else if (r == 0) {
 		snprintf(why, len, "returned 0");
 		ok = 0;
+	} else if (!writing && r < 0) {
+		/*
+		 * An error only when nothing was copied: once some bytes are,
+		 * read() returns their count (its position would not move).
+		 */
+		for (size_t i = 0; ok && i < IO_LEN; i++)
+			ok = ubuf[i] == pat(i, n + 1);
+		if (!ok)
+			snprintf(why, len, "failed with EFAULT after copying some bytes");
 	} else if (!writing) {
 		for (ssize_t i = 0; ok && i < r; i++)
 			ok = ubuf[i] == pat(IO_OFF + i, n);
@@ -860,6 +884,7 @@ static int setup_fault_injection(void)
 static const struct entry entries[] = {
 	{ "open, the first buffer (mounts the pseudo file system)", open_case, 0, 0, 0 },
 	{ "open, another buffer open", open_case, 0, 0, 1 },
+	{ "open, single pages (max_folio_order=0)", open_case, 0, 0, 2 },
 	{ "grow 1 page to 2", resize_case, PAGES(1), PAGES(2), 0 },
 	{ "grow 1 page to 64", resize_case, PAGES(1), PAGES(64), 0 },
 	{ "grow 1 page to 1 MiB", resize_case, PAGES(1), MiB, 0 },
