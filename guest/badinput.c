@@ -43,6 +43,8 @@
  * Prints TAP, one line per case; exits 0 only if every case passed.
  */
 #define _GNU_SOURCE
+/* 64-bit file offsets also in a 32-bit build (-m32, the compat paths). */
+#define _FILE_OFFSET_BITS 64
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +72,29 @@
 #define MAX_MAPS	4
 /* The model covers this many pages; past them, and past the size, zeroes. */
 #define MODEL_PAGES	(4 * NPAGES)
+
+/*
+ * A count past what any buffer holds. A 32-bit process (TASK_SIZE 4 GiB
+ * under a 64-bit kernel) gets one that still ends below 4 GiB from a
+ * mapping near the top: read() and write() check the whole range with
+ * access_ok().
+ */
+#if SIZE_MAX > 0xffffffffUL
+#define HUGE_COUNT		((size_t)1 << 40)
+#define HUGE_COUNT_NAME		"1 TiB"
+/*
+ * A count of SIZE_MAX (or above SSIZE_MAX) from a stack address runs past
+ * the top of the 64-bit user address space: access_ok() refuses it, EFAULT.
+ * From a 32-bit process it stays below that top, which is what access_ok()
+ * checks under a 64-bit kernel (not the process's 4 GiB): the call copies
+ * what the buffer holds, so those cases give it a buffer that size.
+ */
+#define USER_64BIT
+#else
+/* (And 32-bit mmap() passes the offset as a page number of 32 bits.) */
+#define HUGE_COUNT		((size_t)16 << 20)
+#define HUGE_COUNT_NAME		"16 MiB"
+#endif
 
 /* The ioctl type of the driver, and v1's MMAP_BUF_GET_SIZE, which is gone. */
 #define MMAP_BUF_IOC_TYPE	_IOC_TYPE(MMAP_BUF_SET_SIZE)
@@ -241,7 +266,8 @@ static long mmap_off_max(struct fx *f)
 }
 static long mmap_off_negative(struct fx *f) { return do_map(f, 2 * ps, PROT_READ, MAP_SHARED, -(off_t)ps); }
 static long mmap_len_1g(struct fx *f) { return do_map(f, (size_t)1 << 30, PROT_READ, MAP_SHARED, 0); }
-static long mmap_len_huge(struct fx *f) { return do_map(f, (size_t)1 << 47, PROT_READ, MAP_SHARED, 0); }
+/* Above any TASK_SIZE (x86_64's 128 TiB, arm64's 256 TiB or 4 PiB, 4 GiB). */
+static long mmap_len_huge(struct fx *f) { return do_map(f, SIZE_MAX & ~(ps - 1), PROT_READ, MAP_SHARED, 0); }
 static long mmap_len_overflow(struct fx *f) { return do_map(f, SIZE_MAX - ps + 2, PROT_READ, MAP_SHARED, 0); }
 static long mmap_private(struct fx *f) { return do_map(f, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0); }
 static long mmap_private_ro(struct fx *f) { return do_map(f, ps, PROT_READ, MAP_PRIVATE, 0); }
@@ -838,19 +864,21 @@ static unsigned char *guarded(size_t len)
 }
 
 /* A count beyond what the buffer holds returns what it holds. */
-static long read_huge_count(struct fx *f)
+static long read_count(struct fx *f, size_t count)
 {
 	unsigned char *p = guarded(size);
 	long r;
 
 	if (!p)
 		return -2;
-	r = rd(f, p, (size_t)1 << 40);
+	r = rd(f, p, count);
 	if (r > 0 && memcmp(p, f->model, r))
 		r = -2;
 	munmap(p, size + ps);
 	return r;
 }
+static long read_huge_count(struct fx *f) { return read_count(f, HUGE_COUNT); }
+#ifdef USER_64BIT
 static long read_size_max(struct fx *f)
 {
 	char c;
@@ -863,6 +891,10 @@ static long read_ssize_max(struct fx *f)
 
 	return rd(f, &c, (size_t)SSIZE_MAX + 1);
 }
+#else
+static long read_size_max(struct fx *f) { return read_count(f, SIZE_MAX); }
+static long read_ssize_max(struct fx *f) { return read_count(f, (size_t)SSIZE_MAX + 1); }
+#endif
 static long readv_second_unmapped(struct fx *f)
 {
 	unsigned char *p = f->scratch;
@@ -931,7 +963,7 @@ static long write_partly_unmapped(struct fx *f)
 	/* The last 100 bytes of the readable page, then the unmapped one. */
 	return wr(f, p + ps - 100, 200, p + ps - 100);
 }
-static long write_huge_count(struct fx *f)
+static long write_count(struct fx *f, size_t count)
 {
 	unsigned char *p = guarded(size);
 	long r;
@@ -939,16 +971,21 @@ static long write_huge_count(struct fx *f)
 	if (!p)
 		return -2;
 	fill(p, size, 99, 0);
-	r = wr(f, p, (size_t)1 << 40, p);
+	r = wr(f, p, count, p);
 	munmap(p, size + ps);
 	return r;
 }
+static long write_huge_count(struct fx *f) { return write_count(f, HUGE_COUNT); }
+#ifdef USER_64BIT
 static long write_size_max(struct fx *f)
 {
 	char c = 1;
 
 	return wr(f, &c, SIZE_MAX, NULL);
 }
+#else
+static long write_size_max(struct fx *f) { return write_count(f, SIZE_MAX); }
+#endif
 static long write_at_end(struct fx *f)
 {
 	char c = 1;
@@ -1162,19 +1199,30 @@ static long folio_order_write(const char *val)
 }
 
 /* The module's limit: its value as loaded, the page cache's largest order. */
+/*
+ * The largest max_folio_order the module accepts (the page cache's largest
+ * folio order): found by writing the values above the current one until
+ * one is refused, then the current one back. The module may have been
+ * loaded with a smaller value (scripts/initramfs-guest --target debian
+ * loads it with 0).
+ */
 static unsigned long folio_order_limit(void)
 {
 	static unsigned long limit = ULONG_MAX;
-	FILE *pf;
+	char old[32] = "", val[24];
+	unsigned long n;
 
-	if (limit == ULONG_MAX) {
-		pf = fopen(PARAMS "max_folio_order", "r");
-		if (!pf || fscanf(pf, "%lu", &limit) != 1)
-			limit = 0;
-		if (pf)
-			fclose(pf);
+	if (limit != ULONG_MAX)
+		return limit;
+	if (param_read("max_folio_order", old, sizeof(old)))
+		return limit = 0;
+	for (n = strtoul(old, NULL, 0); n < 64; n++) {
+		snprintf(val, sizeof(val), "%lu", n + 1);
+		if (param_write("max_folio_order", val))
+			break;
 	}
-	return limit;
+	param_write("max_folio_order", old);
+	return limit = n;
 }
 static long folio_order_n(unsigned long n)
 {
@@ -1226,9 +1274,14 @@ static const struct bad_case cases[] = {
 	ERR("mmap: unaligned offset", mmap_off_unaligned, EINVAL),
 	ERR("mmap: offset 1 TiB", mmap_off_huge, EINVAL),
 	ERR("mmap: offset LLONG_MAX rounded down", mmap_off_max, EINVAL),
+#ifdef USER_64BIT
 	ERR("mmap: offset -PAGE_SIZE (overflows)", mmap_off_negative, EOVERFLOW),
+#else
+	/* mmap2() takes 32 bits of pages: libc refuses an offset >= 2^44. */
+	ERR("mmap: offset -PAGE_SIZE (not 32-bit mmap2()'s)", mmap_off_negative, EINVAL),
+#endif
 	ERR("mmap: length 1 GiB", mmap_len_1g, EINVAL),
-	ERR("mmap: length 128 TiB (above TASK_SIZE)", mmap_len_huge, ENOMEM),
+	ERR("mmap: largest page-aligned length (above TASK_SIZE)", mmap_len_huge, ENOMEM),
 	ERR("mmap: length near SIZE_MAX", mmap_len_overflow, ENOMEM),
 	ERR("mmap: MAP_PRIVATE read-write", mmap_private, EINVAL),
 	ERR("mmap: MAP_PRIVATE read-only", mmap_private_ro, EINVAL),
@@ -1296,9 +1349,14 @@ static const struct bad_case cases[] = {
 	ERR("read: PROT_NONE mapping of the buffer", read_prot_none_mapping, EFAULT),
 	ERR("read: read-only mapping of the buffer", read_ro_self_mapping, EFAULT),
 	RET("read: into a mapping of the buffer", read_into_self_mapping, R_PS),
-	RET("read: count 1 TiB returns the buffer", read_huge_count, R_SIZE),
+	RET("read: count " HUGE_COUNT_NAME " returns the buffer", read_huge_count, R_SIZE),
+#ifdef USER_64BIT
 	ERR("read: count SIZE_MAX", read_size_max, EFAULT),
 	ERR("read: count SSIZE_MAX + 1", read_ssize_max, EFAULT),
+#else
+	RET("read: count SIZE_MAX returns the buffer", read_size_max, R_SIZE),
+	RET("read: count SSIZE_MAX + 1 returns the buffer", read_ssize_max, R_SIZE),
+#endif
 	ERR("read: O_WRONLY file", read_wronly, EBADF),
 	RET("readv: second iovec unmapped is short", readv_second_unmapped, 100),
 	ERR("pread: negative position", pread_negative, EINVAL),
@@ -1312,8 +1370,12 @@ static const struct bad_case cases[] = {
 	ERR("write: kernel address", write_kernel_addr, EFAULT),
 	RET("write: from a read-only page", write_from_ro, R_PS),
 	SHORT("write: source runs into an unmapped page", write_partly_unmapped, 100),
-	RET("write: count 1 TiB writes the buffer", write_huge_count, R_SIZE),
+	RET("write: count " HUGE_COUNT_NAME " writes the buffer", write_huge_count, R_SIZE),
+#ifdef USER_64BIT
 	ERR("write: count SIZE_MAX", write_size_max, EFAULT),
+#else
+	RET("write: count SIZE_MAX writes the buffer", write_size_max, R_SIZE),
+#endif
 	ERR("write: at the end", write_at_end, ENOSPC),
 	RET("write: across the end is short", write_across_end, 3),
 	ERR("write: O_RDONLY file", write_rdonly, EBADF),
@@ -1348,7 +1410,7 @@ static const struct bad_case cases[] = {
 	ERR("max_size: read-only once loaded", max_size_write, EACCES),
 	ERR("default_size: read-only once loaded", default_size_write, EACCES),
 	RET("max_folio_order: 0 (single pages)", folio_order_0, 0),
-	RET("max_folio_order: its value as loaded, the page cache's largest", folio_order_max, 0),
+	RET("max_folio_order: the page cache's largest", folio_order_max, 0),
 	ERR("max_folio_order: one above that", folio_order_above, EINVAL),
 	ERR("max_folio_order: -1", folio_order_neg, EINVAL),
 	ERR("max_folio_order: not a number", folio_order_text, EINVAL),

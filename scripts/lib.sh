@@ -41,7 +41,7 @@ CHECK_BUILD=$CACHE_DIR/build/check
 SERIES_NAME=${SERIES_NAME:-mmap_buf maintainers}
 SERIES_EMAIL=${SERIES_EMAIL:-mmap-buf@kernel.invalid}
 # The version of the series: its mails say [PATCH vN m/n] from v2 on.
-SERIES_VERSION=3
+SERIES_VERSION=4
 # Kernel identifiers that codespell takes for misspellings (iput(),
 # folio_test_uptodate()): scripts/docs-check and scripts/mail leave them be.
 CODESPELL_IGNORE=(iput uptodate)
@@ -56,9 +56,12 @@ LLVM_SUFFIX=${LLVM_SUFFIX:--19}
 # scripts/check and scripts/build-kernel, so a build directory of one is
 # reused by the other. ccache everywhere, one cache for all builds. One
 # argument a line: mapfile -t args < <(kbuild_cc_args gcc).
+# gcc-arm64 cross-builds for arm64 with Debian's gcc-aarch64-linux-gnu.
 kbuild_cc_args() {
 	case $1 in
 	gcc) printf '%s\n' 'CC=ccache gcc' 'HOSTCC=ccache gcc' ;;
+	gcc-arm64) printf '%s\n' ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- \
+		'CC=ccache aarch64-linux-gnu-gcc' 'HOSTCC=ccache gcc' ;;
 	clang) printf '%s\n' "LLVM=$LLVM_SUFFIX" "CC=ccache clang$LLVM_SUFFIX" "HOSTCC=ccache clang$LLVM_SUFFIX" ;;
 	*) die "unknown compiler $1" ;;
 	esac
@@ -162,12 +165,21 @@ PKGS_MAIL=(git-email libmailtools-perl libemail-valid-perl libauthen-sasl-perl
 # mount (util-linux) for scripts/kunit's hidden /dev/kvm.
 PKGS_GUEST=(qemu-system-x86 busybox-static python3-argcomplete python3-requests
 	file iproute2 kbd util-linux util-linux-extra procps udev)
+# The portable configurations (scripts/initramfs-guest): the arm64 cross
+# compiler and its libc (static test programs), QEMU's arm64 machine, 32-bit
+# arm user space for the arm64 guest (armhf), and 32-bit x86 user space
+# (-m32). gcc-12-multilib rather than gcc-multilib:
+# Debian's cross compilers conflict with the latter, not the former.
+PKGS_PORT=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm
+	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-12-multilib
+	debootstrap debian-archive-keyring)
 # The debug guest's fuzzing section, and scripts/bench's plot.
 PKGS_FUZZ=(trinity)
 PKGS_BENCH=(gnuplot-nox)
 # Everything: what scripts/install-deps, scripts/run and scripts/test install.
 ALL_PACKAGES=("${PKGS_BUILD[@]}" "${PKGS_CHECK[@]}" "${PKGS_DOCS[@]}"
-	"${PKGS_MAIL[@]}" "${PKGS_GUEST[@]}" "${PKGS_FUZZ[@]}" "${PKGS_BENCH[@]}")
+	"${PKGS_MAIL[@]}" "${PKGS_GUEST[@]}" "${PKGS_PORT[@]}" "${PKGS_FUZZ[@]}"
+	"${PKGS_BENCH[@]}")
 
 # The first Debian mirror the system's apt configuration uses for its own
 # release, so no host name is written anywhere in this project.
@@ -189,10 +201,12 @@ debian_mirror() {
 
 # Download Debian package $1 from suite $2 into directory $3 without touching
 # the system's apt state: a private sources list and private state dirs.
+# APT_FETCH_ARCH=arm64 fetches that architecture's package instead of the
+# machine's (a static arm64 busybox for the arm64 guests).
 apt_fetch_pkg() {
-	local pkg=$1 suite=$2 dest=$3 mirror root
+	local pkg=$1 suite=$2 dest=$3 mirror root arch=${APT_FETCH_ARCH:-}
 	mirror=$(debian_mirror) || die "no Debian mirror found in /etc/apt; install $pkg by hand or set KERNEL_TREE"
-	root=$CACHE_DIR/apt-$suite
+	root=$CACHE_DIR/apt-$suite${arch:+-$arch}
 	mkdir -p "$root"/{lists/partial,archives/partial,etc/preferences.d} "$dest"
 	cat >"$root/etc/sources.list" <<-EOF
 		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main
@@ -207,6 +221,7 @@ apt_fetch_pkg() {
 		-o "Dir::State::status=$root/status"
 		-o "Dir::Cache=$root" -o "Dir::Cache::archives=$root/archives"
 		-o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
+	[[ -z $arch ]] || opts+=(-o "APT::Architecture=$arch" -o "APT::Architectures=$arch")
 	quiet apt-get "${opts[@]}" update ||
 		die "could not read the $suite suite from $mirror; set KERNEL_TREE to a git tree of your own"
 	if [[ ${APT_FETCH_SOURCE:-0} -eq 1 ]]; then
@@ -333,4 +348,164 @@ kunit_counts() {
 	c=$(sed -nE 's/.*crashed: ([0-9]+).*/\1/p' <<<"$line")
 	s=$(sed -nE 's/.*skipped: ([0-9]+).*/\1/p' <<<"$line")
 	echo "${p:-0} $((${f:-0} + ${c:-0})) ${s:-0}"
+}
+
+# The kernel log of a guest run ($GUEST_LOG) is divided into sections:
+# "=== section NAME START", the section's output, "=== status RC END"
+# (scripts/guest-tests, guest/initramfs/run-tests.sh). Print the part of
+# section $1.
+section_body() {
+	awk -v s="$1" '$1 == "===" && $2 == "section" && $3 == s { on = 1; next }
+		on && /^=== (section|status)/ { exit } on' "$GUEST_LOG"
+}
+
+# Count the cases of each section of $GUEST_LOG, print a line a section,
+# and add them to the caller's tp, tf and ts (passed, failed, skipped);
+# set bad=1 on a section that failed without a failed case. $1: the kernel
+# tree (its kunit.py parses the KUnit section), $2: the guest's timeout,
+# $3: the guest's exit status, $4: the sections expected, one a line.
+count_sections() {
+	local tree=$1 tmo=$2 grc=$3 expected=$4 sec body status secs parsed
+	local p f s prefix cases why
+
+	# Count the cases of each section. Our programs print top-level TAP
+	# ("ok N - name"); a kselftest's cases are nested one level under its
+	# runner ("# ok N name", "# not ok N name", "# ok N name # SKIP why"); the
+	# KUnit section is the kernel log of the module's load, which kunit.py
+	# parses.
+	while IFS= read -r sec; do
+		body=$(section_body "$sec")
+		# "status RC END" after "section NAME START".
+		read -r status secs < <(awk -v s="$sec" '
+			$1 == "===" && $2 == "section" && $3 == s { on = 1; t = $4; next }
+			on && /^=== status / { print $3, $4 - t; exit }' "$GUEST_LOG") || true
+		if [[ $sec == kunit ]]; then
+			parsed=$(python3 "$tree/tools/testing/kunit/kunit.py" parse <<<"$body" 2>&1 || true)
+			grep -E '\[(PASSED|FAILED|SKIPPED|CRASHED)\]' <<<"$parsed" | sed 's/^/  /' || true
+			read -r p f s < <(kunit_counts <<<"$parsed") || p=0 f=0 s=0
+		else
+			prefix=
+			[[ $sec != *kselftest* ]] || prefix='# '
+			cases=$(grep -E "^$prefix(not )?ok [0-9]+" <<<"$body" || true)
+			p=$(grep -E "^${prefix}ok " <<<"$cases" | grep -vc '# SKIP' || true)
+			s=$(grep -E "^${prefix}ok .*# SKIP" -c <<<"$cases" || true)
+			f=$(grep -cE "^${prefix}not ok " <<<"$cases" || true)
+			[[ -n $cases ]] && sed 's/^/  /' <<<"$cases"
+			# Diagnostics of our programs (figures, reasons of failures).
+			[[ -n $prefix ]] || grep -E '^# ' <<<"$body" | sed 's/^/  /' | head -n 40 || true
+		fi
+		# A section that never finished, reported no case, or failed
+		# without a failed case: one failed case more, said plainly.
+		why=
+		if [[ -z $status ]]; then
+			why="started but never finished: the guest stopped, or was stopped after --timeout $tmo s, during it"
+		elif [[ $((p + s + f)) -eq 0 ]]; then
+			why="reported no case (exit status $status)"
+		elif [[ $status -ne 0 && $f -eq 0 ]]; then
+			why="exit status $status, but no case failed"
+		fi
+		if [[ -n $why ]]; then
+			warn "section $sec $why"
+			f=$((f + 1)) bad=1
+		fi
+		printf 'section %s: %d passed, %d failed, %d skipped (status %s, %ss in the guest)\n' \
+			"$sec" "$p" "$f" "$s" "${status:-none}" "${secs:-?}"
+		tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
+	done < <(awk '$1 == "===" && $2 == "section" { print $3 }' "$GUEST_LOG")
+
+	# A section the guest never started (it died, hung or timed out before)
+	# is a failed case of its own, named.
+	while read -r sec; do
+		grep -qE "^=== section $sec( |\$)" "$GUEST_LOG" && continue
+		warn "section $sec never ran (the guest stopped before it: exit status $grc)"
+		printf 'section %s: 0 passed, 1 failed, 0 skipped (never ran)\n' "$sec"
+		tf=$((tf + 1)) bad=1
+	done <<<"$expected"
+}
+
+# Debian's own kernel, for scripts/initramfs-guest --target debian: the
+# image and the modules the kselftest uses from linux-binary-* and
+# linux-modules-*, and mmap_buf.ko built against its headers
+# (scripts/debian-module, in a chroot of its suite).
+DEBIAN_KERNEL=${DEBIAN_KERNEL:-7.2.13+deb14-amd64}
+DEBIAN_SUITE=${DEBIAN_SUITE:-unstable}
+DEBIAN_DIR=$CACHE_DIR/debian-kernel
+DEBIAN_CHROOT=$CACHE_DIR/debian-$DEBIAN_SUITE
+
+# Fetch Debian's kernel once, and build mmap_buf.ko for it from $TREE when
+# the driver's sources changed.
+debian_prepare() {
+	local d=$DEBIAN_DIR pkg key
+	if [[ ! -f $d/vmlinuz ]]; then
+		rm -rf "$d"
+		mkdir -p "$d/modules"
+		for pkg in linux-binary linux-modules; do
+			apt_fetch_pkg "$pkg-$DEBIAN_KERNEL" "$DEBIAN_SUITE" "$d/deb"
+		done
+		for pkg in "$d"/deb/*.deb; do
+			dpkg-deb -x "$pkg" "$d/x"
+		done
+		# The soft-offline test of the kselftest unpoisons with it.
+		xz -dc "$d/x/usr/lib/modules/$DEBIAN_KERNEL/kernel/mm/hwpoison-inject.ko.xz" \
+			>"$d/modules/hwpoison-inject.ko"
+		mv "$d/x/usr/lib/modules/$DEBIAN_KERNEL/vmlinuz" "$d/vmlinuz"
+		rm -rf "$d/x" "$d/deb"
+	fi
+	key=$(cat "$TREE"/drivers/misc/mmap_buf/{Makefile,*.[ch]} | sha256sum | cut -d' ' -f1)
+	if [[ ! -f $d/modules/mmap_buf.ko || $(cat "$d/modules/.key" 2>/dev/null) != "$key" ]]; then
+		"$PROJECT_DIR/scripts/debian-module" -t "$TREE" -o "$d/modules"
+		echo "$key" >"$d/modules/.key"
+	fi
+}
+
+# A static busybox for the arm64 guests: bookworm's busybox-static arm64
+# package, fetched and unpacked once. Prints its path.
+arm64_busybox() {
+	local dir=$CACHE_DIR/busybox-arm64 suite
+	if [[ ! -x $dir/root/bin/busybox ]]; then
+		rm -rf "$dir"
+		suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+		APT_FETCH_ARCH=arm64 apt_fetch_pkg busybox-static "$suite" "$dir"
+		dpkg-deb -x "$(ls "$dir"/busybox-static_*.deb)" "$dir/root"
+	fi
+	echo "$dir/root/bin/busybox"
+}
+
+# Check the skipped kselftest cases of $GUEST_LOG against the rules of
+# configuration $1 in guest/expected-skips: every skip must match a rule
+# and every rule a skip. Prints "SKIPS EXPECTED: N" for scripts/test, which
+# fails a run on any other skip; sets bad=1 on a mismatch.
+check_expected_skips() {
+	local conf=$1 rules sec skipped name c s pat rest matched n=0 line
+	rules=$(grep -vE '^[[:space:]]*(#|$)' "$PROJECT_DIR/guest/expected-skips")
+	for sec in $(awk '$1 == "===" && $2 == "section" && $3 ~ /kselftest/ { print $3 }' "$GUEST_LOG"); do
+		skipped=$(section_body "$sec" | sed -nE 's/^# ok [0-9]+ ([^ ]+) # SKIP.*/\1/p')
+		while read -r name; do
+			[[ -n $name ]] || continue
+			matched=0
+			while read -r c s pat rest; do
+				# shellcheck disable=SC2053
+				[[ $c == "$conf" && $s == "$sec" && $name == $pat ]] && matched=1
+			done <<<"$rules"
+			if [[ $matched -eq 1 ]]; then
+				n=$((n + 1))
+			else
+				warn "$sec: $name skipped, which guest/expected-skips does not expect of $conf"
+				bad=1
+			fi
+		done <<<"$skipped"
+		while read -r c s pat rest; do
+			[[ $c == "$conf" && $s == "$sec" ]] || continue
+			matched=0
+			while read -r line; do
+				# shellcheck disable=SC2053
+				[[ -n $line && $line == $pat ]] && matched=1
+			done <<<"$skipped"
+			if [[ $matched -eq 0 ]]; then
+				warn "$sec: guest/expected-skips expects $pat to skip on $conf, and nothing did"
+				bad=1
+			fi
+		done <<<"$rules"
+	done
+	echo "SKIPS EXPECTED: $n"
 }
