@@ -74,10 +74,9 @@
 #define MODEL_PAGES	(4 * NPAGES)
 
 /*
- * A count past what any buffer holds. A 32-bit process (TASK_SIZE 4 GiB
- * under a 64-bit kernel) gets one that still ends below 4 GiB from a
- * mapping near the top: read() and write() check the whole range with
- * access_ok().
+ * A count past what any buffer holds. In a 32-bit build it is 16 MiB, so
+ * that the range still ends inside the 4 GiB address space from a mapping
+ * near its top.
  */
 #if SIZE_MAX > 0xffffffffUL
 #define HUGE_COUNT		((size_t)1 << 40)
@@ -86,12 +85,13 @@
  * A count of SIZE_MAX (or above SSIZE_MAX) from a stack address runs past
  * the top of the 64-bit user address space: access_ok() refuses it, EFAULT.
  * From a 32-bit process it stays below that top, which is what access_ok()
- * checks under a 64-bit kernel (not the process's 4 GiB): the call copies
- * what the buffer holds, so those cases give it a buffer that size.
+ * checks under a 64-bit kernel (not the process's 4 GiB; x86_64 and arm64
+ * alike): the call copies what the buffer holds, so those cases give it a
+ * buffer that size. The 32-bit expectations are those of a compat task: a
+ * native 32-bit kernel's access_ok() refuses such a range.
  */
 #define USER_64BIT
 #else
-/* (And 32-bit mmap() passes the offset as a page number of 32 bits.) */
 #define HUGE_COUNT		((size_t)16 << 20)
 #define HUGE_COUNT_NAME		"16 MiB"
 #endif
@@ -1151,10 +1151,6 @@ static long params_list(struct fx *f)
 static long max_size_write(struct fx *f) { (void)f; return param_write("max_size", "4096"); }
 static long default_size_write(struct fx *f) { (void)f; return param_write("default_size", "4096"); }
 
-/*
- * Write @val to max_folio_order and put back what was there; the value
- * read back afterwards must be the old one if the write failed.
- */
 /* Read parameter @name into @buf, without its newline; -1 if it cannot be. */
 static int param_read(const char *name, char *buf, size_t len)
 {
@@ -1172,6 +1168,10 @@ static int param_read(const char *name, char *buf, size_t len)
 	return ret;
 }
 
+/*
+ * Write @val to max_folio_order and put back what was there; the value
+ * read back afterwards must be the old one if the write failed.
+ */
 static long folio_order_write(const char *val)
 {
 	char old[32] = "", now[32] = "";
@@ -1198,7 +1198,6 @@ static long folio_order_write(const char *val)
 	return ret;
 }
 
-/* The module's limit: its value as loaded, the page cache's largest order. */
 /*
  * The largest max_folio_order the module accepts (the page cache's largest
  * folio order): found by writing the values above the current one until
@@ -1221,7 +1220,8 @@ static unsigned long folio_order_limit(void)
 		if (param_write("max_folio_order", val))
 			break;
 	}
-	param_write("max_folio_order", old);
+	if (param_write("max_folio_order", old))
+		return limit = 0;
 	return limit = n;
 }
 static long folio_order_n(unsigned long n)
@@ -1277,7 +1277,10 @@ static const struct bad_case cases[] = {
 #ifdef USER_64BIT
 	ERR("mmap: offset -PAGE_SIZE (overflows)", mmap_off_negative, EOVERFLOW),
 #else
-	/* mmap2() takes 32 bits of pages: libc refuses an offset >= 2^44. */
+	/*
+	 * mmap2() takes 32 bits of pages: libc refuses an offset >= 2^44
+	 * with EINVAL before the kernel sees it.
+	 */
 	ERR("mmap: offset -PAGE_SIZE (not 32-bit mmap2()'s)", mmap_off_negative, EINVAL),
 #endif
 	ERR("mmap: length 1 GiB", mmap_len_1g, EINVAL),

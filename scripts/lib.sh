@@ -222,14 +222,16 @@ apt_fetch_pkg() {
 		-o "Dir::Cache=$root" -o "Dir::Cache::archives=$root/archives"
 		-o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
 	[[ -z $arch ]] || opts+=(-o "APT::Architecture=$arch" -o "APT::Architectures=$arch")
+	local hint="set KERNEL_TREE to a git tree of your own"
+	[[ $pkg == "$LINUX_PKG" ]] || hint="$pkg is needed from $suite"
 	quiet apt-get "${opts[@]}" update ||
-		die "could not read the $suite suite from $mirror; set KERNEL_TREE to a git tree of your own"
+		die "could not read the $suite suite from $mirror; $hint"
 	if [[ ${APT_FETCH_SOURCE:-0} -eq 1 ]]; then
 		(cd "$dest" && quiet apt-get "${opts[@]}" source --download-only "$pkg") ||
 			die "source package $pkg is not in $suite"
 	else
 		(cd "$dest" && quiet apt-get "${opts[@]}" download "$pkg") ||
-			die "package $pkg is not in $suite; set KERNEL_TREE=/path/to/linux (and BASE_REF) to use your own tree"
+			die "package $pkg is not in $suite; $hint"
 	fi
 }
 
@@ -429,7 +431,7 @@ count_sections() {
 # (scripts/debian-module, in a chroot of its suite).
 DEBIAN_KERNEL=${DEBIAN_KERNEL:-7.2.13+deb14-amd64}
 DEBIAN_SUITE=${DEBIAN_SUITE:-unstable}
-DEBIAN_DIR=$CACHE_DIR/debian-kernel
+DEBIAN_DIR=$CACHE_DIR/debian-kernel/$DEBIAN_KERNEL
 DEBIAN_CHROOT=$CACHE_DIR/debian-$DEBIAN_SUITE
 
 # Fetch Debian's kernel once, and build mmap_buf.ko for it from $TREE when
@@ -451,7 +453,8 @@ debian_prepare() {
 		mv "$d/x/usr/lib/modules/$DEBIAN_KERNEL/vmlinuz" "$d/vmlinuz"
 		rm -rf "$d/x" "$d/deb"
 	fi
-	key=$(cat "$TREE"/drivers/misc/mmap_buf/{Makefile,*.[ch]} | sha256sum | cut -d' ' -f1)
+	key=$({ echo "$DEBIAN_KERNEL"; cat "$TREE"/drivers/misc/mmap_buf/{Makefile,*.[ch]}; } |
+		sha256sum | cut -d' ' -f1)
 	if [[ ! -f $d/modules/mmap_buf.ko || $(cat "$d/modules/.key" 2>/dev/null) != "$key" ]]; then
 		"$PROJECT_DIR/scripts/debian-module" -t "$TREE" -o "$d/modules"
 		echo "$key" >"$d/modules/.key"
@@ -472,37 +475,41 @@ arm64_busybox() {
 }
 
 # Check the skipped kselftest cases of $GUEST_LOG against the rules of
-# configuration $1 in guest/expected-skips: every skip must match a rule
-# and every rule a skip. Prints "SKIPS EXPECTED: N" for scripts/test, which
-# fails a run on any other skip; sets bad=1 on a mismatch.
+# configuration $1 in guest/expected-skips: every skip, with its reason,
+# must match a rule and every rule a skip. Prints "SKIPS EXPECTED: N" for
+# scripts/test, which fails a run on any other skip; sets bad=1 on a
+# mismatch.
 check_expected_skips() {
-	local conf=$1 rules sec skipped name c s pat rest matched n=0 line
+	local conf=$1 rules sec skipped name why c s pat reason matched n=0
 	rules=$(grep -vE '^[[:space:]]*(#|$)' "$PROJECT_DIR/guest/expected-skips")
 	for sec in $(awk '$1 == "===" && $2 == "section" && $3 ~ /kselftest/ { print $3 }' "$GUEST_LOG"); do
-		skipped=$(section_body "$sec" | sed -nE 's/^# ok [0-9]+ ([^ ]+) # SKIP.*/\1/p')
-		while read -r name; do
+		# "NAME<tab>REASON" for each skipped case.
+		skipped=$(section_body "$sec" |
+			sed -nE 's/^# ok [0-9]+ ([^ ]+) # SKIP ?(.*)$/\1\t\2/p')
+		while IFS=$'\t' read -r name why; do
 			[[ -n $name ]] || continue
 			matched=0
-			while read -r c s pat rest; do
+			while read -r c s pat reason; do
 				# shellcheck disable=SC2053
-				[[ $c == "$conf" && $s == "$sec" && $name == $pat ]] && matched=1
+				[[ $c == "$conf" && $s == "$sec" && $name == $pat && $why == $reason ]] &&
+					matched=1
 			done <<<"$rules"
 			if [[ $matched -eq 1 ]]; then
 				n=$((n + 1))
 			else
-				warn "$sec: $name skipped, which guest/expected-skips does not expect of $conf"
+				warn "$sec: $name skipped ($why), which guest/expected-skips does not expect of $conf"
 				bad=1
 			fi
 		done <<<"$skipped"
-		while read -r c s pat rest; do
+		while read -r c s pat reason; do
 			[[ $c == "$conf" && $s == "$sec" ]] || continue
 			matched=0
-			while read -r line; do
+			while IFS=$'\t' read -r name why; do
 				# shellcheck disable=SC2053
-				[[ -n $line && $line == $pat ]] && matched=1
+				[[ -n $name && $name == $pat && $why == $reason ]] && matched=1
 			done <<<"$skipped"
 			if [[ $matched -eq 0 ]]; then
-				warn "$sec: guest/expected-skips expects $pat to skip on $conf, and nothing did"
+				warn "$sec: guest/expected-skips expects $pat to skip on $conf ($reason), and nothing did"
 				bad=1
 			fi
 		done <<<"$rules"

@@ -18,7 +18,8 @@ section() { echo "=== section $1 $(date +%s)"; }
 done_() { echo "=== status $1 $(date +%s)"; }
 t=/opt/mmap_buf
 
-while read -r sec; do
+# The sections from fd 3: the tests' stdin stays the console's.
+while read -r sec <&3; do
 	section "$sec"
 	case $sec in
 	smoke)
@@ -33,8 +34,7 @@ while read -r sec; do
 	kunit)
 		# Only the suite's own log to kunit.py; the rest is kept for
 		# the dump at the end.
-		dmesg >>/tmp/dmesg
-		dmesg -c >/dev/null
+		dmesg -c >>/tmp/dmesg
 		modprobe mmap_buf_kunit; r=$?; dmesg; done_ $r
 		rmmod mmap_buf_kunit mmap_buf ;;
 	run_kselftest.sh)
@@ -46,7 +46,7 @@ while read -r sec; do
 	*)
 		echo "Bail out! no section $sec"; done_ 2 ;;
 	esac
-done <"$t/sections"
+done 3<"$t/sections"
 # A warning or oops while the sections ran (the console shows them too).
 echo "=== dmesg"
 cat /tmp/dmesg 2>/dev/null
