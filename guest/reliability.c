@@ -84,6 +84,8 @@ static void *prober_fn(void *arg)
 	return NULL;
 }
 
+#define MAX_FOLIO_ORDER	"/sys/module/" MODULE "/parameters/max_folio_order"
+
 static long param_read(const char *name)
 {
 	char path[128];
@@ -100,24 +102,37 @@ static long param_read(const char *name)
  * thread of the process that wants mmap_lock for as long as the free takes.
  * The free must happen after mmap_lock is dropped (the file's last fput()).
  *
- * A buffer as large as max_size allows, mapped by one page: the munmap()
- * zaps one PTE and frees every page of the buffer. Meanwhile another thread
+ * A buffer as large as max_size allows (up to 256 MiB), of single pages
+ * (max_folio_order=0 while it is opened: freeing PMD-sized folios can take
+ * under the 5 ms this needs to tell, and did), mapped by one page: the
+ * munmap() zaps one PTE and frees every page of the buffer. Meanwhile another thread
  * maps and unmaps an anonymous page in a loop; its longest call that
  * overlaps the munmap() must take under half the munmap()'s time.
  */
 static void free_outside_mmap_lock(void)
 {
 	uint64_t start, end, worst = 0, size;
+	char order[32];
 	struct prober *pr;
 	unsigned char *p;
-	long max_size;
+	long max_size, max_order;
 	size_t i, overlapping = 0;
 	int fd;
 
 	max_size = param_read("max_size");
 	size = max_size > 256L << 20 ? 256ULL << 20 : (uint64_t)max_size;
 	pr = calloc(1, sizeof(*pr));
+	max_order = param_read("max_folio_order");
+	if (max_order < 0 || write_str(MAX_FOLIO_ORDER, "0")) {
+		check(0, "free outside mmap_lock: max_folio_order=0: %s", strerror(errno));
+		free(pr);
+		return;
+	}
 	fd = open(DEV, O_RDWR);
+	snprintf(order, sizeof(order), "%ld", max_order);
+	if (write_str(MAX_FOLIO_ORDER, order))
+		check(0, "free outside mmap_lock: max_folio_order=%s back: %s", order,
+		      strerror(errno));
 	if (!pr || fd < 0 || max_size <= 0 || set_size(fd, size)) {
 		check(0, "free outside mmap_lock: set up a %" PRIu64 " MiB buffer: %s",
 		      size >> 20, strerror(errno));
