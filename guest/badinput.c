@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Bad input for /dev/mmap_buf (v2 of the driver), table-driven, run in the
- * guest by scripts/guest-tests (and alone: "badinput [DEVICE]").
+ * guest by scripts/guest-tests.
  *
  * What it checks: every entry point of the device (mmap, mremap, mprotect,
  * the ioctl, read/write and their positional and vector forms, lseek, the
@@ -16,7 +16,7 @@
  * (even while mapped; the cut pages raise SIGBUS through every mapping), and
  * a grow adds zeroes (also seen through the mappings that cover them), so
  * bytes of the model at or past the size are always zero. After each case
- * the harness unmaps what the case mapped and checks the file position, the
+ * the test unmaps what the case mapped and checks the file position, the
  * size (lseek(SEEK_END)) and every byte of the buffer against the model.
  * Then, with nothing mapped any more, it shrinks the buffer to one page and
  * grows it back to one page more than it had: both must succeed, page 0 must
@@ -31,16 +31,32 @@
  * its number now gets ENOTTY and the size is lseek(fd, 0, SEEK_END);
  * MMAP_BUF_SET_SIZE needs the file open for writing (EBADF otherwise).
  *
- * Project-side rather than in the kselftest: most of these results are those
- * of the VFS and mm layers in front of the driver (access_ok(), the mmap()
- * and lseek() argument checks, rw_verify_area()), which a driver's kselftest
- * should not pin down. The errnos the driver itself defines are asserted by
+ * Project-side rather than in the kselftest, although it uses the kselftest
+ * harness: most of these results are those of the VFS and mm layers in front
+ * of the driver (access_ok(), the mmap() and lseek() argument checks,
+ * rw_verify_area()), which a driver's kselftest should not pin down. The
+ * errnos the driver itself defines are asserted by
  * tools/testing/selftests/mmap_buf in the series.
  *
  * The last cases look at the module's parameters in sysfs and try to write
  * them.
  *
- * Prints TAP, one line per case; exits 0 only if every case passed.
+ * The program uses the kselftest harness, kselftest_harness.h (compile with
+ * -I<kernel tree>/tools/testing/selftests too). Each row of the table is a
+ * variant of one fixture, named after the row's function, and the harness
+ * runs each variant as a test in a process of its own: a row that crashes
+ * fails alone, and the rows after it still run. A row's setup opens the
+ * device and fills the buffer, its test makes the row's call and checks the
+ * result and the buffer, its teardown closes the file. What the rows share
+ * is found once, in main(), before the harness forks: the page size, the
+ * module's max_size and the largest max_folio_order (probed before any row
+ * writes that parameter). If max_size cannot be read (the module is not
+ * loaded), every row is skipped.
+ *
+ * The harness owns the command line (-h lists its options, -l the rows, -v
+ * NAME runs the row NAME); the device is always /dev/mmap_buf. It prints
+ * TAP: one "ok" or "not ok" line per row, where a failed row's line says
+ * what the row checks and what went wrong. It exits 0 only if no row failed.
  */
 #define _GNU_SOURCE
 /* 64-bit file offsets also in a 32-bit build (-m32, the compat paths). */
@@ -67,6 +83,7 @@
 #include <inttypes.h>
 
 #include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
+#include "kselftest_harness.h"
 
 #define NPAGES		4
 #define MAX_MAPS	4
@@ -100,10 +117,11 @@
 #define MMAP_BUF_IOC_TYPE	_IOC_TYPE(MMAP_BUF_SET_SIZE)
 #define V1_GET_SIZE		_IOR(MMAP_BUF_IOC_TYPE, 0x00, __u64)
 
-static const char *dev = "/dev/mmap_buf";
+static const char *const dev = "/dev/mmap_buf";
 static size_t ps, size, mcap;	/* mcap: bytes the model covers */
 static uint64_t max_size;
-/* What a case's own check found wrong, for the TAP line; "" if nothing. */
+static bool have_max_size;	/* false: every row is skipped */
+/* What a case's own check found wrong, for its "not ok" line; "" if nothing. */
 static char note[160];
 
 /* What a case works on; reset before each. */
@@ -189,6 +207,21 @@ static void bus_handler(int sig, siginfo_t *si, void *uc)
 	}
 	bus_addr = si->si_addr;
 	siglongjmp(bus_jmp, 1);
+}
+
+/*
+ * Installed by each row's setup, in the row's own process: the harness's
+ * processes keep the default action, so that when a row dies of a SIGBUS
+ * it did not expect, the harness reports the signal and fails the row.
+ */
+static int catch_sigbus(void)
+{
+	struct sigaction sa = { 0 };
+
+	sa.sa_sigaction = bus_handler;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGBUS, &sa, NULL);
 }
 
 /* Whether reading, or writing, the byte at @p raises SIGBUS for @p itself. */
@@ -1242,12 +1275,19 @@ static long folio_order_huge(struct fx *f) { (void)f; return folio_order_write("
 
 enum { EXACT, SHORT };	/* SHORT: 0 < result <= ret, the model says which bytes */
 
-struct bad_case {
-	const char *name;
+/* What a row works on: its setup's open file and the model of its buffer. */
+FIXTURE(badinput) {
+	struct fx f;
+};
+
+/* A row of the table. */
+FIXTURE_VARIANT(badinput) {
+	const char *desc;	/* what the row checks, in words */
 	long (*run)(struct fx *f);
 	long ret;		/* -1 for an error; SIZE/PS_* are resolved below */
 	int err;
 	int kind;
+	unsigned int index;	/* the row's place in the table, for its pattern */
 };
 
 /* Results that depend on the page size. */
@@ -1256,169 +1296,180 @@ struct bad_case {
 #define R_SIZE_M_PS	(-102)
 #define R_2PS		(-103)
 
+/*
+ * Each row is a variant named after its function, so that the harness runs
+ * it as a test of its own, in a process of its own. The names are unique in
+ * each build: where a row has #ifdef alternatives, only one is compiled.
+ * __COUNTER__ numbers the rows in the order of the table.
+ */
+enum { ROW_BASE = __COUNTER__ + 1 };
+#define ROW(desc_, fn, ret_, err_, kind_)				\
+	FIXTURE_VARIANT_ADD(badinput, fn) {				\
+		.desc = desc_, .run = fn, .ret = ret_, .err = err_,	\
+		.kind = kind_, .index = __COUNTER__ - ROW_BASE,		\
+	}
+
 /* Succeeds and returns @r; fails with @e; returns 1..@r bytes. */
-#define RET(name, fn, r)	{ name, fn, r, 0, EXACT }
-#define ERR(name, fn, e)	{ name, fn, -1, e, EXACT }
-#define SHORT(name, fn, r)	{ name, fn, r, 0, SHORT }
+#define RET(name, fn, r)	ROW(name, fn, r, 0, EXACT)
+#define ERR(name, fn, e)	ROW(name, fn, -1, e, EXACT)
+#define SHORT(name, fn, r)	ROW(name, fn, r, 0, SHORT)
 
-static const struct bad_case cases[] = {
-	ERR("mmap: length 0", mmap_len0, EINVAL),
-	RET("mmap: length 1 maps the first page", mmap_len1, 0),
-	RET("mmap: unaligned length rounds up", mmap_len_unaligned, 0),
-	RET("mmap: the whole buffer", mmap_whole, 0),
-	RET("mmap: the last page", mmap_last_page, 0),
-	ERR("mmap: length one byte past the end", mmap_one_byte_past, EINVAL),
-	ERR("mmap: length one page past the end", mmap_one_page_past, EINVAL),
-	ERR("mmap: offset at the end", mmap_off_end, EINVAL),
-	ERR("mmap: whole length from offset one page", mmap_off_shifted, EINVAL),
-	ERR("mmap: unaligned offset", mmap_off_unaligned, EINVAL),
-	ERR("mmap: offset 1 TiB", mmap_off_huge, EINVAL),
-	ERR("mmap: offset LLONG_MAX rounded down", mmap_off_max, EINVAL),
+ERR("mmap: length 0", mmap_len0, EINVAL);
+RET("mmap: length 1 maps the first page", mmap_len1, 0);
+RET("mmap: unaligned length rounds up", mmap_len_unaligned, 0);
+RET("mmap: the whole buffer", mmap_whole, 0);
+RET("mmap: the last page", mmap_last_page, 0);
+ERR("mmap: length one byte past the end", mmap_one_byte_past, EINVAL);
+ERR("mmap: length one page past the end", mmap_one_page_past, EINVAL);
+ERR("mmap: offset at the end", mmap_off_end, EINVAL);
+ERR("mmap: whole length from offset one page", mmap_off_shifted, EINVAL);
+ERR("mmap: unaligned offset", mmap_off_unaligned, EINVAL);
+ERR("mmap: offset 1 TiB", mmap_off_huge, EINVAL);
+ERR("mmap: offset LLONG_MAX rounded down", mmap_off_max, EINVAL);
 #ifdef USER_64BIT
-	ERR("mmap: offset -PAGE_SIZE (overflows)", mmap_off_negative, EOVERFLOW),
+ERR("mmap: offset -PAGE_SIZE (overflows)", mmap_off_negative, EOVERFLOW);
 #else
-	/*
-	 * mmap2() takes 32 bits of pages: libc refuses an offset >= 2^44
-	 * with EINVAL before the kernel sees it.
-	 */
-	ERR("mmap: offset -PAGE_SIZE (not 32-bit mmap2()'s)", mmap_off_negative, EINVAL),
+/*
+ * mmap2() takes 32 bits of pages: libc refuses an offset >= 2^44
+ * with EINVAL before the kernel sees it.
+ */
+ERR("mmap: offset -PAGE_SIZE (not 32-bit mmap2()'s)", mmap_off_negative, EINVAL);
 #endif
-	ERR("mmap: length 1 GiB", mmap_len_1g, EINVAL),
-	ERR("mmap: largest page-aligned length (above TASK_SIZE)", mmap_len_huge, ENOMEM),
-	ERR("mmap: length near SIZE_MAX", mmap_len_overflow, ENOMEM),
-	ERR("mmap: MAP_PRIVATE read-write", mmap_private, EINVAL),
-	ERR("mmap: MAP_PRIVATE read-only", mmap_private_ro, EINVAL),
-	ERR("mmap: PROT_EXEC", mmap_exec, EPERM),
-	ERR("mmap: PROT_EXEC alone", mmap_exec_only, EPERM),
-	RET("mmap: PROT_NONE", mmap_prot_none, 0),
-	ERR("mmap: MAP_SHARED_VALIDATE with an unknown flag", mmap_validate_unknown, EOPNOTSUPP),
-	ERR("mmap: MAP_SHARED_VALIDATE with MAP_SYNC", mmap_validate_sync, EOPNOTSUPP),
-	RET("mmap: MAP_SHARED_VALIDATE", mmap_validate_ok, 0),
-	RET("mmap: MAP_FIXED over anonymous memory", mmap_fixed_over_anon, 0),
-	RET("mmap: MAP_FIXED over a mapping of the buffer", mmap_fixed_over_self, 0),
-	ERR("mmap: MAP_FIXED_NOREPLACE over a mapping", mmap_fixed_noreplace, EEXIST),
-	ERR("mmap: MAP_FIXED at an unaligned address", mmap_fixed_unaligned, EINVAL),
-	ERR("mmap: PROT_WRITE on an O_WRONLY file", mmap_wronly, EACCES),
-	ERR("mmap: PROT_WRITE on an O_RDONLY file", mmap_rdonly_write, EACCES),
-	RET("mmap: PROT_READ on an O_RDONLY file", mmap_rdonly_read, 0),
-	ERR("mprotect: add PROT_EXEC", mprotect_exec, EACCES),
-	ERR("mmap: the old size after a shrink (past the current end)", mmap_past_shrunk_end, EINVAL),
-	RET("mmap: what a grow while mapped added reads as zeroes", mmap_grown_part, 0),
-	RET("mremap: grow within the buffer", mremap_grow, 0),
-	RET("mremap: grow past the end; touching that part raises SIGBUS", mremap_grow_past_end, 0),
-	RET("mremap: grow past the end, then SET_SIZE covers it: zeroes", mremap_grow_then_resize, 0),
-	RET("mremap: shrink, then resize while still mapped", mremap_shrink_then_resize, 0),
+ERR("mmap: length 1 GiB", mmap_len_1g, EINVAL);
+ERR("mmap: largest page-aligned length (above TASK_SIZE)", mmap_len_huge, ENOMEM);
+ERR("mmap: length near SIZE_MAX", mmap_len_overflow, ENOMEM);
+ERR("mmap: MAP_PRIVATE read-write", mmap_private, EINVAL);
+ERR("mmap: MAP_PRIVATE read-only", mmap_private_ro, EINVAL);
+ERR("mmap: PROT_EXEC", mmap_exec, EPERM);
+ERR("mmap: PROT_EXEC alone", mmap_exec_only, EPERM);
+RET("mmap: PROT_NONE", mmap_prot_none, 0);
+ERR("mmap: MAP_SHARED_VALIDATE with an unknown flag", mmap_validate_unknown, EOPNOTSUPP);
+ERR("mmap: MAP_SHARED_VALIDATE with MAP_SYNC", mmap_validate_sync, EOPNOTSUPP);
+RET("mmap: MAP_SHARED_VALIDATE", mmap_validate_ok, 0);
+RET("mmap: MAP_FIXED over anonymous memory", mmap_fixed_over_anon, 0);
+RET("mmap: MAP_FIXED over a mapping of the buffer", mmap_fixed_over_self, 0);
+ERR("mmap: MAP_FIXED_NOREPLACE over a mapping", mmap_fixed_noreplace, EEXIST);
+ERR("mmap: MAP_FIXED at an unaligned address", mmap_fixed_unaligned, EINVAL);
+ERR("mmap: PROT_WRITE on an O_WRONLY file", mmap_wronly, EACCES);
+ERR("mmap: PROT_WRITE on an O_RDONLY file", mmap_rdonly_write, EACCES);
+RET("mmap: PROT_READ on an O_RDONLY file", mmap_rdonly_read, 0);
+ERR("mprotect: add PROT_EXEC", mprotect_exec, EACCES);
+ERR("mmap: the old size after a shrink (past the current end)", mmap_past_shrunk_end, EINVAL);
+RET("mmap: what a grow while mapped added reads as zeroes", mmap_grown_part, 0);
+RET("mremap: grow within the buffer", mremap_grow, 0);
+RET("mremap: grow past the end; touching that part raises SIGBUS", mremap_grow_past_end, 0);
+RET("mremap: grow past the end, then SET_SIZE covers it: zeroes", mremap_grow_then_resize, 0);
+RET("mremap: shrink, then resize while still mapped", mremap_shrink_then_resize, 0);
 
-	ERR("ioctl: unknown number", ioc_unknown_nr, ENOTTY),
-	ERR("ioctl: unknown type", ioc_unknown_type, ENOTTY),
-	ERR("ioctl: v1 GET_SIZE's number with _IOW", ioc_wrong_dir, ENOTTY),
-	ERR("ioctl: v1 GET_SIZE's number with a 4-byte size", ioc_wrong_size, ENOTTY),
-	ERR("ioctl: command 0", ioc_zero, ENOTTY),
-	ERR("ioctl: FIONREAD", ioc_fionread, ENOTTY),
-	ERR("ioctl: v1's GET_SIZE is gone, its argument untouched", get_size_gone, ENOTTY),
-	ERR("ioctl: v1's GET_SIZE with NULL", get_size_gone_null, ENOTTY),
-	ERR("SET_SIZE: NULL", set_null, EFAULT),
-	ERR("SET_SIZE: unmapped address", set_unmapped, EFAULT),
-	ERR("SET_SIZE: kernel address", set_kernel_addr, EFAULT),
-	RET("SET_SIZE: from a read-only page", set_ro_same, 0),
-	RET("SET_SIZE: from an unaligned address", set_unaligned, 0),
-	ERR("SET_SIZE: 0", set_zero, EINVAL),
-	RET("SET_SIZE: 1 byte rounds up to a page", set_one, 0),
-	RET("SET_SIZE: shrink then grow reads zeroes", set_shrink_grow, 0),
-	RET("SET_SIZE: the same size", set_same, 0),
-	RET("SET_SIZE: max_size", set_cap, 0),
-	RET("SET_SIZE: max_size - 1 rounds up to max_size", set_cap_minus_1, 0),
-	ERR("SET_SIZE: max_size + 1", set_cap_plus_1, EINVAL),
-	ERR("SET_SIZE: max_size + PAGE_SIZE", set_cap_plus_page, EINVAL),
-	ERR("SET_SIZE: 2^32 + max_size", set_bit32, EINVAL),
-	ERR("SET_SIZE: 2^63", set_bit63, EINVAL),
-	ERR("SET_SIZE: U64_MAX", set_u64_max, EINVAL),
-	ERR("SET_SIZE: U64_MAX - PAGE_SIZE + 2 (wraps when aligned)", set_u64_max_aligned, EINVAL),
-	RET("SET_SIZE: grow while mapped", set_while_mapped, 0),
-	RET("SET_SIZE: the same size while mapped", set_same_while_mapped, 0),
-	RET("SET_SIZE: shrink while mapped PROT_NONE", set_while_prot_none_mapped, 0),
-	RET("SET_SIZE: shrink while mapped; the cut pages raise SIGBUS", set_shrink_while_mapped_sigbus, 0),
-	RET("SET_SIZE: shrink and grow back while mapped; the mapping reads zeroes", set_shrink_grow_while_mapped, 0),
-	RET("SET_SIZE: shrink below the file position leaves it there", set_shrink_below_position, 0),
-	ERR("SET_SIZE: on an O_RDONLY file (its own buffer)", set_rdonly_fd, EBADF),
-	ERR("SET_SIZE: on an O_RDONLY file, NULL argument", set_rdonly_null, EBADF),
-	RET("SET_SIZE: on an O_WRONLY file (its own buffer)", set_wronly_fd, 0),
+ERR("ioctl: unknown number", ioc_unknown_nr, ENOTTY);
+ERR("ioctl: unknown type", ioc_unknown_type, ENOTTY);
+ERR("ioctl: v1 GET_SIZE's number with _IOW", ioc_wrong_dir, ENOTTY);
+ERR("ioctl: v1 GET_SIZE's number with a 4-byte size", ioc_wrong_size, ENOTTY);
+ERR("ioctl: command 0", ioc_zero, ENOTTY);
+ERR("ioctl: FIONREAD", ioc_fionread, ENOTTY);
+ERR("ioctl: v1's GET_SIZE is gone, its argument untouched", get_size_gone, ENOTTY);
+ERR("ioctl: v1's GET_SIZE with NULL", get_size_gone_null, ENOTTY);
+ERR("SET_SIZE: NULL", set_null, EFAULT);
+ERR("SET_SIZE: unmapped address", set_unmapped, EFAULT);
+ERR("SET_SIZE: kernel address", set_kernel_addr, EFAULT);
+RET("SET_SIZE: from a read-only page", set_ro_same, 0);
+RET("SET_SIZE: from an unaligned address", set_unaligned, 0);
+ERR("SET_SIZE: 0", set_zero, EINVAL);
+RET("SET_SIZE: 1 byte rounds up to a page", set_one, 0);
+RET("SET_SIZE: shrink then grow reads zeroes", set_shrink_grow, 0);
+RET("SET_SIZE: the same size", set_same, 0);
+RET("SET_SIZE: max_size", set_cap, 0);
+RET("SET_SIZE: max_size - 1 rounds up to max_size", set_cap_minus_1, 0);
+ERR("SET_SIZE: max_size + 1", set_cap_plus_1, EINVAL);
+ERR("SET_SIZE: max_size + PAGE_SIZE", set_cap_plus_page, EINVAL);
+ERR("SET_SIZE: 2^32 + max_size", set_bit32, EINVAL);
+ERR("SET_SIZE: 2^63", set_bit63, EINVAL);
+ERR("SET_SIZE: U64_MAX", set_u64_max, EINVAL);
+ERR("SET_SIZE: U64_MAX - PAGE_SIZE + 2 (wraps when aligned)", set_u64_max_aligned, EINVAL);
+RET("SET_SIZE: grow while mapped", set_while_mapped, 0);
+RET("SET_SIZE: the same size while mapped", set_same_while_mapped, 0);
+RET("SET_SIZE: shrink while mapped PROT_NONE", set_while_prot_none_mapped, 0);
+RET("SET_SIZE: shrink while mapped; the cut pages raise SIGBUS", set_shrink_while_mapped_sigbus, 0);
+RET("SET_SIZE: shrink and grow back while mapped; the mapping reads zeroes", set_shrink_grow_while_mapped, 0);
+RET("SET_SIZE: shrink below the file position leaves it there", set_shrink_below_position, 0);
+ERR("SET_SIZE: on an O_RDONLY file (its own buffer)", set_rdonly_fd, EBADF);
+ERR("SET_SIZE: on an O_RDONLY file, NULL argument", set_rdonly_null, EBADF);
+RET("SET_SIZE: on an O_WRONLY file (its own buffer)", set_wronly_fd, 0);
 
-	ERR("read: NULL", read_null, EFAULT),
-	RET("read: NULL, count 0", read_null_zero, 0),
-	ERR("read: unmapped destination", read_unmapped, EFAULT),
-	ERR("read: kernel address", read_kernel_addr, EFAULT),
-	ERR("read: read-only destination", read_ro, EFAULT),
-	ERR("read: PROT_NONE mapping of the buffer", read_prot_none_mapping, EFAULT),
-	ERR("read: read-only mapping of the buffer", read_ro_self_mapping, EFAULT),
-	RET("read: into a mapping of the buffer", read_into_self_mapping, R_PS),
-	RET("read: count " HUGE_COUNT_NAME " returns the buffer", read_huge_count, R_SIZE),
+ERR("read: NULL", read_null, EFAULT);
+RET("read: NULL, count 0", read_null_zero, 0);
+ERR("read: unmapped destination", read_unmapped, EFAULT);
+ERR("read: kernel address", read_kernel_addr, EFAULT);
+ERR("read: read-only destination", read_ro, EFAULT);
+ERR("read: PROT_NONE mapping of the buffer", read_prot_none_mapping, EFAULT);
+ERR("read: read-only mapping of the buffer", read_ro_self_mapping, EFAULT);
+RET("read: into a mapping of the buffer", read_into_self_mapping, R_PS);
+RET("read: count " HUGE_COUNT_NAME " returns the buffer", read_huge_count, R_SIZE);
 #ifdef USER_64BIT
-	ERR("read: count SIZE_MAX", read_size_max, EFAULT),
-	ERR("read: count SSIZE_MAX + 1", read_ssize_max, EFAULT),
+ERR("read: count SIZE_MAX", read_size_max, EFAULT);
+ERR("read: count SSIZE_MAX + 1", read_ssize_max, EFAULT);
 #else
-	RET("read: count SIZE_MAX returns the buffer", read_size_max, R_SIZE),
-	RET("read: count SSIZE_MAX + 1 returns the buffer", read_ssize_max, R_SIZE),
+RET("read: count SIZE_MAX returns the buffer", read_size_max, R_SIZE);
+RET("read: count SSIZE_MAX + 1 returns the buffer", read_ssize_max, R_SIZE);
 #endif
-	ERR("read: O_WRONLY file", read_wronly, EBADF),
-	RET("readv: second iovec unmapped is short", readv_second_unmapped, 100),
-	ERR("pread: negative position", pread_negative, EINVAL),
-	RET("pread: at the end", pread_at_end, 0),
-	RET("pread: across the end is short", pread_across_end, 1),
-	RET("pread: position 2^62", pread_huge_pos, 0),
-	ERR("pread: position + count overflows", pread_pos_overflow, EINVAL),
-	ERR("write: NULL", write_null, EFAULT),
-	RET("write: NULL, count 0", write_null_zero, 0),
-	ERR("write: unmapped source", write_unmapped, EFAULT),
-	ERR("write: kernel address", write_kernel_addr, EFAULT),
-	RET("write: from a read-only page", write_from_ro, R_PS),
-	SHORT("write: source runs into an unmapped page", write_partly_unmapped, 100),
-	RET("write: count " HUGE_COUNT_NAME " writes the buffer", write_huge_count, R_SIZE),
+ERR("read: O_WRONLY file", read_wronly, EBADF);
+RET("readv: second iovec unmapped is short", readv_second_unmapped, 100);
+ERR("pread: negative position", pread_negative, EINVAL);
+RET("pread: at the end", pread_at_end, 0);
+RET("pread: across the end is short", pread_across_end, 1);
+RET("pread: position 2^62", pread_huge_pos, 0);
+ERR("pread: position + count overflows", pread_pos_overflow, EINVAL);
+ERR("write: NULL", write_null, EFAULT);
+RET("write: NULL, count 0", write_null_zero, 0);
+ERR("write: unmapped source", write_unmapped, EFAULT);
+ERR("write: kernel address", write_kernel_addr, EFAULT);
+RET("write: from a read-only page", write_from_ro, R_PS);
+SHORT("write: source runs into an unmapped page", write_partly_unmapped, 100);
+RET("write: count " HUGE_COUNT_NAME " writes the buffer", write_huge_count, R_SIZE);
 #ifdef USER_64BIT
-	ERR("write: count SIZE_MAX", write_size_max, EFAULT),
+ERR("write: count SIZE_MAX", write_size_max, EFAULT);
 #else
-	RET("write: count SIZE_MAX writes the buffer", write_size_max, R_SIZE),
+RET("write: count SIZE_MAX writes the buffer", write_size_max, R_SIZE);
 #endif
-	ERR("write: at the end", write_at_end, ENOSPC),
-	RET("write: across the end is short", write_across_end, 3),
-	ERR("write: O_RDONLY file", write_rdonly, EBADF),
-	ERR("pwrite: negative position", pwrite_negative, EINVAL),
-	ERR("pwrite: position 2^62", pwrite_huge_pos, ENOSPC),
-	ERR("pwrite: position + count overflows", pwrite_pos_overflow, EINVAL),
-	RET("pwrite: from a mapping of the buffer", pwrite_from_self_mapping, R_PS),
+ERR("write: at the end", write_at_end, ENOSPC);
+RET("write: across the end is short", write_across_end, 3);
+ERR("write: O_RDONLY file", write_rdonly, EBADF);
+ERR("pwrite: negative position", pwrite_negative, EINVAL);
+ERR("pwrite: position 2^62", pwrite_huge_pos, ENOSPC);
+ERR("pwrite: position + count overflows", pwrite_pos_overflow, EINVAL);
+RET("pwrite: from a mapping of the buffer", pwrite_from_self_mapping, R_PS);
 
-	RET("lseek: SEEK_SET to the end", seek_set_end, R_SIZE),
-	ERR("lseek: SEEK_SET past the end", seek_set_past, EINVAL),
-	ERR("lseek: SEEK_SET -1", seek_set_neg, EINVAL),
-	ERR("lseek: SEEK_SET LLONG_MAX", seek_set_max, EINVAL),
-	ERR("lseek: SEEK_CUR before 0", seek_cur_back_past_0, EINVAL),
-	ERR("lseek: SEEK_CUR overflowing", seek_cur_overflow, EINVAL),
-	RET("lseek: SEEK_CUR 0", seek_cur_zero, 5),
-	RET("lseek: SEEK_END 0", seek_end_0, R_SIZE),
-	RET("lseek: SEEK_END 0 while mapped", seek_end_while_mapped, R_SIZE),
-	RET("lseek: SEEK_END 0 after a shrink while mapped", seek_end_after_resize_while_mapped, R_2PS),
-	RET("lseek: SEEK_END back a page", seek_end_back, R_SIZE_M_PS),
-	ERR("lseek: SEEK_END + 1", seek_end_past, EINVAL),
-	ERR("lseek: SEEK_END before 0", seek_end_before_0, EINVAL),
-	ERR("lseek: SEEK_DATA", seek_data, EINVAL),
-	ERR("lseek: SEEK_DATA at the end", seek_data_end, EINVAL),
-	ERR("lseek: SEEK_HOLE", seek_hole, EINVAL),
-	ERR("lseek: SEEK_HOLE at the end", seek_hole_end, EINVAL),
-	ERR("lseek: whence 5", seek_whence_5, EINVAL),
-	ERR("lseek: whence -1", seek_whence_neg, EINVAL),
-	ERR("lseek: whence 0x10000", seek_whence_big, EINVAL),
+RET("lseek: SEEK_SET to the end", seek_set_end, R_SIZE);
+ERR("lseek: SEEK_SET past the end", seek_set_past, EINVAL);
+ERR("lseek: SEEK_SET -1", seek_set_neg, EINVAL);
+ERR("lseek: SEEK_SET LLONG_MAX", seek_set_max, EINVAL);
+ERR("lseek: SEEK_CUR before 0", seek_cur_back_past_0, EINVAL);
+ERR("lseek: SEEK_CUR overflowing", seek_cur_overflow, EINVAL);
+RET("lseek: SEEK_CUR 0", seek_cur_zero, 5);
+RET("lseek: SEEK_END 0", seek_end_0, R_SIZE);
+RET("lseek: SEEK_END 0 while mapped", seek_end_while_mapped, R_SIZE);
+RET("lseek: SEEK_END 0 after a shrink while mapped", seek_end_after_resize_while_mapped, R_2PS);
+RET("lseek: SEEK_END back a page", seek_end_back, R_SIZE_M_PS);
+ERR("lseek: SEEK_END + 1", seek_end_past, EINVAL);
+ERR("lseek: SEEK_END before 0", seek_end_before_0, EINVAL);
+ERR("lseek: SEEK_DATA", seek_data, EINVAL);
+ERR("lseek: SEEK_DATA at the end", seek_data_end, EINVAL);
+ERR("lseek: SEEK_HOLE", seek_hole, EINVAL);
+ERR("lseek: SEEK_HOLE at the end", seek_hole_end, EINVAL);
+ERR("lseek: whence 5", seek_whence_5, EINVAL);
+ERR("lseek: whence -1", seek_whence_neg, EINVAL);
+ERR("lseek: whence 0x10000", seek_whence_big, EINVAL);
 
-	RET("module parameters: default_size, max_size (0444), max_folio_order (0644)",
-	    params_list, 0),
-	ERR("max_size: read-only once loaded", max_size_write, EACCES),
-	ERR("default_size: read-only once loaded", default_size_write, EACCES),
-	RET("max_folio_order: 0 (single pages)", folio_order_0, 0),
-	RET("max_folio_order: the page cache's largest", folio_order_max, 0),
-	ERR("max_folio_order: one above that", folio_order_above, EINVAL),
-	ERR("max_folio_order: -1", folio_order_neg, EINVAL),
-	ERR("max_folio_order: not a number", folio_order_text, EINVAL),
-	ERR("max_folio_order: beyond unsigned int", folio_order_huge, ERANGE),
-};
+RET("module parameters: default_size, max_size (0444), max_folio_order (0644)",
+	params_list, 0);
+ERR("max_size: read-only once loaded", max_size_write, EACCES);
+ERR("default_size: read-only once loaded", default_size_write, EACCES);
+RET("max_folio_order: 0 (single pages)", folio_order_0, 0);
+RET("max_folio_order: the page cache's largest", folio_order_max, 0);
+ERR("max_folio_order: one above that", folio_order_above, EINVAL);
+ERR("max_folio_order: -1", folio_order_neg, EINVAL);
+ERR("max_folio_order: not a number", folio_order_text, EINVAL);
+ERR("max_folio_order: beyond unsigned int", folio_order_huge, ERANGE);
 
 static long resolve(long ret)
 {
@@ -1564,74 +1615,81 @@ static void teardown(struct fx *f)
 	close(f->fd);
 }
 
+/*
+ * A row that fails says what it checks and what went wrong on its
+ * "not ok" line, as the harness's SKIP() does for a skip.
+ */
+#define ROW_FAIL(fmt, ...) do {						\
+	snprintf(_metadata->results->reason,				\
+		 sizeof(_metadata->results->reason), "%s: " fmt,	\
+		 variant->desc, ##__VA_ARGS__);				\
+	_metadata->exit_code = KSFT_FAIL;				\
+} while (0)
+
+FIXTURE_SETUP(badinput)
+{
+	if (!have_max_size)
+		SKIP(return, "mmap_buf's max_size parameter is not readable");
+	if (catch_sigbus() ||
+	    setup(&self->f, (unsigned char)(variant->index * 7 + 1)))
+		ROW_FAIL("setup: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(badinput)
+{
+	teardown(&self->f);
+}
+
+TEST_F(badinput, check)
+{
+	long want = resolve(variant->ret), got;
+	struct fx *f = &self->f;
+	char why[200] = "";
+	const char *bad = why;
+	int err;
+
+	f->pos = 0;
+	note[0] = 0;
+	errno = 0;
+	got = variant->run(f);
+	err = errno;
+	if (got == -2)
+		snprintf(why, sizeof(why), "the case's own check failed (errno %s)%s%s",
+			 strerrorname_np(err) ?: "0", *note ? ": " : "", note);
+	else if (variant->kind == SHORT ? !(got > 0 && got <= want) : got != want)
+		snprintf(why, sizeof(why), "returned %ld (%s), expected %s%ld %s",
+			 got, got < 0 ? strerrorname_np(err) : "",
+			 variant->kind == SHORT ? "1.." : "", want,
+			 want == -1 ? strerrorname_np(variant->err) : "");
+	else if (want == -1 && err != variant->err)
+		snprintf(why, sizeof(why), "errno %s, expected %s",
+			 strerrorname_np(err), strerrorname_np(variant->err));
+	else
+		bad = verify(f, why, sizeof(why));
+	if (*bad)
+		ROW_FAIL("%s", bad);
+}
+
+/*
+ * What every row needs, found once before the harness forks them: the page
+ * size, max_size, and the largest max_folio_order, probed before any row
+ * writes that parameter.
+ */
 int main(int argc, char **argv)
 {
-	size_t n = sizeof(cases) / sizeof(cases[0]), i, failed = 0;
-	struct sigaction sa = { 0 };
 	FILE *pf;
 
-	if (argc > 1)
-		dev = argv[1];
 	ps = sysconf(_SC_PAGESIZE);
 	size = NPAGES * ps;
 	mcap = MODEL_PAGES * ps;
-	sa.sa_sigaction = bus_handler;
-	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, NULL)) {
-		printf("Bail out! sigaction: %s\n", strerror(errno));
-		return 1;
-	}
 	pf = fopen("/sys/module/mmap_buf/parameters/max_size", "r");
-	if (!pf || fscanf(pf, "%" SCNu64, &max_size) != 1) {
-		printf("1..0 # SKIP mmap_buf's max_size parameter is not readable\n");
-		return 4;
+	if (pf) {
+		have_max_size = fscanf(pf, "%" SCNu64, &max_size) == 1;
+		fclose(pf);
 	}
-	fclose(pf);
-	max_size &= ~(uint64_t)(ps - 1);
-	/* The limit of max_folio_order, before any case writes it. */
-	folio_order_limit();
-
-	printf("1..%zu\n", n);
-	for (i = 0; i < n; i++) {
-		const struct bad_case *c = &cases[i];
-		long want = resolve(c->ret), got;
-		char why[200] = "";
-		const char *bad = why;
-		struct fx f;
-		int err;
-
-		if (setup(&f, (unsigned char)(i * 7 + 1))) {
-			printf("not ok %zu - %s # setup: %s\n", i + 1, c->name, strerror(errno));
-			failed++;
-			continue;
-		}
-		f.pos = 0;
-		note[0] = 0;
-		errno = 0;
-		got = c->run(&f);
-		err = errno;
-		if (got == -2)
-			snprintf(why, sizeof(why), "the case's own check failed (errno %s)%s%s",
-				 strerrorname_np(err) ?: "0", *note ? ": " : "", note);
-		else if (c->kind == SHORT ? !(got > 0 && got <= want) : got != want)
-			snprintf(why, sizeof(why), "returned %ld (%s), expected %s%ld %s",
-				 got, got < 0 ? strerrorname_np(err) : "",
-				 c->kind == SHORT ? "1.." : "", want,
-				 want == -1 ? strerrorname_np(c->err) : "");
-		else if (want == -1 && err != c->err)
-			snprintf(why, sizeof(why), "errno %s, expected %s",
-				 strerrorname_np(err), strerrorname_np(c->err));
-		else
-			bad = verify(&f, why, sizeof(why));
-		teardown(&f);
-		if (*bad) {
-			printf("not ok %zu - %s # %s\n", i + 1, c->name, bad);
-			failed++;
-		} else {
-			printf("ok %zu - %s\n", i + 1, c->name);
-		}
+	if (have_max_size) {
+		max_size &= ~(uint64_t)(ps - 1);
+		folio_order_limit();
 	}
-	printf("# %zu cases, %zu failed\n", n, failed);
-	return failed ? 1 : 0;
+	return test_harness_run(argc, argv);
 }

@@ -948,7 +948,7 @@ int main(int argc, char **argv)
 	misses = trace_misses();
 	trace_teardown();
 
-	diag("figure: inject_cases=%lld inject_failures=%lld inject_sites=%d kretprobe_misses=%lld mmap_fixed_lost_the_old_mapping=%d",
+	diag("figure: inject cases=%lld failures=%lld sites=%d kretprobe_misses=%lld mmap_fixed_lost_the_old_mapping=%d",
 	     cases, injected_total, nsites, misses, fixed_lost);
 	for (i = 0; i < nsites; i++)
 		diag("site: %s: %d failures (%s)", sites[i].key, sites[i].hits, sites[i].entries);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Smoke test of /dev/mmap_buf, run in the guest by scripts/guest-tests: one
+ * Smoke test of /dev/mmap_buf, the smoke section of guest/run.sh: one
  * open file mapped twice; what is written through one mapping is seen
  * through the other and by read(); what write() writes is seen by both.
  * Prints TAP; exits 0 only if every check passed.

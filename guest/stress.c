@@ -2447,6 +2447,9 @@ int main(int argc, char **argv)
 		printf("# ENOMEM (allowed, not a violation): %" PRIu64 "\n",
 		       total.enomem);
 	printf("# violations: %" PRIu64 "\n", total.violations);
+	printf("# figure: stress seconds=%.1f operations=%" PRIu64
+	       " ops_per_s=%.0f violations=%" PRIu64 "\n", secs, ops,
+	       secs > 0 ? ops / secs : 0, total.violations);
 	printf("# processes finished: %d of %d, threads: %d of %d\n", finished,
 	       nprocs, threads_done, nprocs * nthreads);
 

@@ -354,8 +354,8 @@ kunit_counts() {
 
 # The kernel log of a guest run ($GUEST_LOG) is divided into sections:
 # "=== section NAME START", the section's output, "=== status RC END"
-# (scripts/guest-tests, guest/initramfs/run-tests.sh). Print the part of
-# section $1.
+# (guest/run.sh, started by scripts/guest-tests and guest/initramfs/init).
+# Print the part of section $1.
 section_body() {
 	awk -v s="$1" '$1 == "===" && $2 == "section" && $3 == s { on = 1; next }
 		on && /^=== (section|status)/ { exit } on' "$GUEST_LOG"
@@ -393,8 +393,11 @@ count_sections() {
 			s=$(grep -E "^${prefix}ok .*# SKIP" -c <<<"$cases" || true)
 			f=$(grep -cE "^${prefix}not ok " <<<"$cases" || true)
 			[[ -n $cases ]] && sed 's/^/  /' <<<"$cases"
-			# Diagnostics of our programs (figures, reasons of failures).
-			[[ -n $prefix ]] || grep -E '^# ' <<<"$body" | sed 's/^/  /' | head -n 40 || true
+			# Diagnostics of our programs (figures, reasons of failures),
+			# not kselftest_harness.h's progress and totals.
+			[[ -n $prefix ]] || grep -E '^# ' <<<"$body" |
+				grep -vE '^# +(RUN|OK|FAIL|SKIP|XFAIL|XPASS) |^# (Starting|PASSED:|FAILED:|Totals:|[0-9]+ skipped)' |
+				sed 's/^/  /' | head -n 40 || true
 		fi
 		# A section that never finished, reported no case, or failed
 		# without a failed case: one failed case more, said plainly.
@@ -423,6 +426,34 @@ count_sections() {
 		printf 'section %s: 0 passed, 1 failed, 0 skipped (never ran)\n' "$sec"
 		tf=$((tf + 1)) bad=1
 	done <<<"$expected"
+}
+
+# What the kernel log guest/run.sh prints at its end must not hold: any
+# kernel's reports, and the debug kernel's checkers' too.
+KLOG_REPORTS='BUG:|WARNING:|Oops|Unable to handle|general protection'
+KLOG_REPORTS_DEBUG="$KLOG_REPORTS|KASAN|KFENCE|UBSAN|possible circular locking"
+KLOG_REPORTS_DEBUG+="|possible recursive locking|inconsistent lock state"
+KLOG_REPORTS_DEBUG+="|sleeping function called|unreferenced object"
+
+# Look for the reports $2 (an ERE; $3 names them) in $GUEST_LOG from its
+# line $1 (a whole line: "=== dmesg", or "=== kmemleak" to take kmemleak's
+# report too) on; print them, or that there are none. Sets bad=1 when the
+# guest never printed its log, or when it holds one.
+check_kernel_log() {
+	local from=$1 pattern=$2 what=$3 reports
+	if ! grep -qx '=== dmesg' "$GUEST_LOG"; then
+		warn "the guest did not reach the kernel log dump"
+		bad=1
+		return 0
+	fi
+	reports=$(sed -n "/^$from\$/,\$p" "$GUEST_LOG" | grep -E "$pattern" || true)
+	if [[ -n $reports ]]; then
+		warn "the kernel reported problems:"
+		printf '%s\n' "$reports" | head -n 40 >&2
+		bad=1
+	else
+		echo "kernel log: no $what"
+	fi
 }
 
 # Debian's own kernel, for scripts/initramfs-guest --target debian: the
