@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What the guest programs of scripts/guest-tests share: TAP output (one
- * "ok N - what" line a case, "# " diagnostics, the plan last), the module's
+ * What the guest programs of scripts/guest-tests share: their KTAP output,
+ * which is kselftest.h's (check() a case, diag() a "# " line, finish() the
+ * plan, which only the end knows, and kselftest's totals), the module's
  * loading, the buffer's ioctl and small /proc and /sys readers. Every
  * function is static inline, so that a program that does not use one is
  * not warned about it.
  *
  * The ioctl header is the driver's private one, included by its path in
- * the kernel tree: compile with -I<kernel tree>.
+ * the kernel tree, and kselftest.h is the tree's: compile with
+ * -I<kernel tree> -I<kernel tree>/tools/testing/selftests.
  */
 #ifndef MMAP_BUF_GUEST_COMMON_H
 #define MMAP_BUF_GUEST_COMMON_H
@@ -27,46 +29,63 @@
 #include <unistd.h>
 
 #include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
+#include "kselftest.h"
 
 #define DEV	"/dev/mmap_buf"
 #define MODULE	"mmap_buf"
 #define CGROOT	"/sys/fs/cgroup"
 
-static int ntest, nfail;
-
+/* One case: "ok N what" or "not ok N what". */
 static inline void __attribute__((format(printf, 2, 3)))
 check(int ok, const char *fmt, ...)
 {
+	char what[1024];
 	va_list ap;
 
-	ntest++;
-	printf("%sok %d - ", ok ? "" : "not ", ntest);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	putchar('\n');
+	ksft_test_result(ok, "%s\n", what);
 	fflush(stdout);
-	if (!ok)
-		nfail++;
 }
 
+/* A case that cannot run here: "ok N # SKIP why". */
+static inline void __attribute__((format(printf, 1, 2)))
+skip(const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	ksft_test_result_skip("%s\n", why);
+	fflush(stdout);
+}
+
+/* A diagnostic line, "# ...". */
 static inline void __attribute__((format(printf, 1, 2)))
 diag(const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	printf("# ");
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	putchar('\n');
+	ksft_print_msg("%s\n", msg);
 	fflush(stdout);
 }
 
+/*
+ * The plan, last (how many cases run is known only at the end), and
+ * kselftest's totals; the exit status: KSFT_FAIL if a case failed.
+ */
 static inline int finish(void)
 {
-	printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
+	ksft_set_plan(ksft_test_num());
+	ksft_print_cnts();
+	return ksft_get_fail_cnt() ? KSFT_FAIL : KSFT_PASS;
 }
 
 static inline int module_loaded(void)

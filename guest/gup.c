@@ -2,7 +2,7 @@
 /*
  * The mapping's other users: the kernel's users of user memory, handed a
  * mapping of the buffer as their user buffer. Run as root in the debug guest
- * by scripts/guest-tests (section gup); prints TAP and exits 0 only if every
+ * by scripts/guest-tests (section gup); prints KTAP (kselftest.h) and exits 0 only if every
  * check passed.
  *
  * The buffer's pages are normal, refcounted page cache folios in a VMA
@@ -390,6 +390,7 @@ int main(void)
 {
 	ps = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	ksft_print_header();
 	if (!module_loaded() && load())
 		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
 	o_direct();

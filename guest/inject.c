@@ -3,7 +3,7 @@
  * The driver's failure paths, made to run: every allocation and user copy
  * that a call reaches is failed once, one after the other, the systematic
  * way syzkaller does it. Run as root in the debug guest by
- * scripts/guest-tests (section inject); prints TAP, one case an entry
+ * scripts/guest-tests (section inject); prints KTAP (kselftest.h), one case an entry
  * point, and exits 0 only if every check passed.
  *
  * For each entry point (open, resizes of each direction and size class,
@@ -918,6 +918,7 @@ int main(int argc, char **argv)
 
 	ps = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	ksft_print_header();
 	if (!module_loaded() && load())
 		return fprintf(stderr, "cannot load %s\n", MODULE), 2;
 	if (setup_fault_injection() || nth_open() < 0) {

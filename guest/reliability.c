@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Lifetime, leak and security checks of /dev/mmap_buf, run as root in the
- * guest by scripts/guest-tests. One subcommand per section; each prints TAP
+ * guest by scripts/guest-tests. One subcommand per section; each prints KTAP
  * and exits 0 only if every check passed:
  *
  *   reliability lifetime [CYCLES]
@@ -171,8 +171,7 @@ static void free_outside_mmap_lock(void)
 	diag("munmap() freeing %" PRIu64 " MiB took %.1f ms; the other thread's longest mmap()+munmap() during it %.1f ms (%zu calls overlapped)",
 	     size >> 20, (end - start) / 1e6, worst / 1e6, overlapping);
 	if (end - start < 5000000) {
-		printf("ok %d - the last munmap() frees the buffer outside mmap_lock # SKIP the free took under 5 ms, too fast to tell\n",
-		       ++ntest);
+		skip("the last munmap() frees the buffer outside mmap_lock: the free took under 5 ms, too fast to tell");
 		goto out;
 	}
 	check(overlapping > 0 && worst < (end - start) / 2,
@@ -584,7 +583,7 @@ static int security(void)
 
 	/* The memory is charged to the opener's memory cgroup. */
 	if (!enter_cgroup(CG)) {
-		printf("ok %d - # SKIP no cgroup v2 memory controller\n", ++ntest);
+		skip("the memory cgroup's charge: no cgroup v2 memory controller");
 		return finish();
 	} else {
 		long long c0 = read_ll(CG "/memory.current"), f0 = memstat("file"),
@@ -631,12 +630,11 @@ static int security(void)
 #define CGM	CGROOT "/mmap_buf_memlimit"
 
 /* The counts of the child that works in the limited cgroup, shared. */
-static int *shared_counts;
+static struct ksft_count *shared_counts;
 
 static void share_counts(void)
 {
-	shared_counts[0] = ntest;
-	shared_counts[1] = nfail;
+	*shared_counts = ksft_cnt;
 }
 
 static long long cgm(const char *file)
@@ -867,8 +865,7 @@ static int memlimit(void)
 		memlimit_child(base);
 	}
 	waitpid(child, &st, 0);
-	ntest = shared_counts[0];
-	nfail = shared_counts[1];
+	ksft_cnt = *shared_counts;
 	oom1 = keyed_ll("/proc/vmstat", "oom_kill");
 	check(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "the process in the cgroup finished (%s %d)",
@@ -890,6 +887,7 @@ int main(int argc, char **argv)
 {
 	ps = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	ksft_print_header();
 	if (argc >= 2 && !strcmp(argv[1], "lifetime"))
 		return lifetime(argc > 2 ? atoi(argv[2]) : 100);
 	if (argc >= 2 && !strcmp(argv[1], "leak"))

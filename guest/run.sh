@@ -17,7 +17,7 @@ usage() {
 	cat <<EOF
 Usage: run.sh [--bin DIR] [--sections S,...] [--debug] [--stress SECS]
               [--fuzz SECS] [--leak-cycles N] [--kselftest DIR]
-              [--kselftest-32 DIR] [--tree DIR --build DIR]
+              [--kselftest-32 DIR] [--tree DIR --build DIR [--path PATH]]
        run.sh --list CONFIG
 
 Sections (each loads the module it tests and unloads it):
@@ -61,6 +61,10 @@ Options:
                     its 32-bit build (default: DIR/32/kselftest_install)
   --tree DIR, --build DIR
                     the kernel tree and its build, for make-kselftest
+  --path PATH       the PATH the kernel was built with, for make-kselftest:
+                    the tools kbuild finds on it (a rustc) enter the
+                    configuration, so another PATH makes it sync that
+                    again, under TCG (default: the guest's)
 EOF
 }
 
@@ -102,13 +106,14 @@ ksft=
 ksft32=
 tree=
 build=
+path=$PATH
 while [ $# -gt 0 ]; do
 	case $1 in
 	-h | --help) usage; exit 0 ;;
 	--list) [ $# -ge 2 ] || { usage >&2; exit 2; }; list "$2"; exit ;;
 	--debug) debug=1; shift ;;
 	--bin | --sections | --stress | --fuzz | --leak-cycles | --kselftest | \
-	--kselftest-32 | --tree | --build)
+	--kselftest-32 | --tree | --build | --path)
 		[ $# -ge 2 ] || { usage >&2; exit 2; }
 		case $1 in
 		--bin) bin=$2 ;;
@@ -120,6 +125,7 @@ while [ $# -gt 0 ]; do
 		--kselftest-32) ksft32=$2 ;;
 		--tree) tree=$2 ;;
 		--build) build=$2 ;;
+		--path) path=$2 ;;
 		esac
 		shift 2 ;;
 	*) usage >&2; exit 2 ;;
@@ -176,7 +182,7 @@ for sec in $(echo "$sections" | tr , ' '); do
 	make-kselftest)
 		# With the compiler the kernel was built with, so that kbuild
 		# does not rebuild its host tools under TCG.
-		(cd "$tree" && CCACHE_DISABLE=1 make O="$build" CC="ccache gcc" \
+		(cd "$tree" && PATH=$path CCACHE_DISABLE=1 make O="$build" CC="ccache gcc" \
 			HOSTCC="ccache gcc" kselftest TARGETS=mmap_buf); done_ $?
 		unload mmap_buf ;;
 	run_kselftest.sh)

@@ -3,7 +3,9 @@
  * Smoke test of /dev/mmap_buf, the smoke section of guest/run.sh: one
  * open file mapped twice; what is written through one mapping is seen
  * through the other and by read(); what write() writes is seen by both.
- * Prints TAP; exits 0 only if every check passed.
+ * Prints KTAP with kselftest.h (compile with
+ * -I<kernel tree>/tools/testing/selftests); exits 0 only if every check
+ * passed.
  *
  * v2 of the driver: the size is lseek(fd, 0, SEEK_END) (MMAP_BUF_GET_SIZE is
  * gone). This program uses no ioctl, so it needs no mmap_buf header.
@@ -18,14 +20,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int failed, ntest;
+#include "kselftest.h"
 
 static void check(int ok, const char *what)
 {
-	ntest++;
-	printf("%sok %d - %s\n", ok ? "" : "not ", ntest, what);
-	if (!ok)
-		failed++;
+	ksft_test_result(ok, "%s\n", what);
 }
 
 int main(int argc, char **argv)
@@ -36,28 +35,23 @@ int main(int argc, char **argv)
 	size_t off, size;
 	int fd;
 
-	printf("TAP version 13\n1..7\n");
+	ksft_print_header();
+	ksft_set_plan(7);
 	fd = open(dev, O_RDWR);
-	if (fd < 0) {
-		printf("Bail out! open %s: %s\n", dev, strerror(errno));
-		return 1;
-	}
+	if (fd < 0)
+		ksft_exit_fail_msg("open %s: %s\n", dev, strerror(errno));
 	/* The size is where SEEK_END puts the position; put it back to 0. */
 	end = lseek(fd, 0, SEEK_END);
 	check(end >= 2 * 4096 && end % 4096 == 0 && lseek(fd, 0, SEEK_SET) == 0,
 	      "lseek(SEEK_END) reports a multi-page buffer");
-	if (end < 2 * 4096) {
-		printf("Bail out! buffer size %lld\n", (long long)end);
-		return 1;
-	}
+	if (end < 2 * 4096)
+		ksft_exit_fail_msg("buffer size %lld\n", (long long)end);
 	size = end;
 
 	a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (a == MAP_FAILED || b == MAP_FAILED) {
-		printf("Bail out! mmap: %s\n", strerror(errno));
-		return 1;
-	}
+	if (a == MAP_FAILED || b == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
 	check(a != b, "two mappings of one file are at different addresses");
 
 	/* The last page, so a fault handler that ignores pgoff is caught. */
@@ -84,6 +78,5 @@ int main(int argc, char **argv)
 	check(b[1] == 'x', "the mappings stay coherent after close()");
 	munmap(a, size);
 	munmap(b, size);
-	printf("# %d of %d checks failed\n", failed, ntest);
-	return failed ? 1 : 0;
+	ksft_finished();
 }

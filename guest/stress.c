@@ -101,6 +101,7 @@
 #include <unistd.h>
 
 #include "drivers/misc/mmap_buf/mmap_buf_uapi.h"
+#include "kselftest.h"
 
 #define MAX_BUFS	4	/* per thread: [0] is its shared slice */
 #define MAX_MAPS	8	/* mappings per thread */
@@ -110,7 +111,6 @@
 #define MAX_REPORTS	40	/* violations printed per thread */
 #define TAIL_PAGES	16	/* the shared buffer's resizable tail, at most */
 #define PEEKS		4	/* racing loads per "load (racing a resize)" */
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define GRACE_SECS	180	/* after the duration, before stragglers die */
 
 enum op {
@@ -2305,8 +2305,8 @@ int main(int argc, char **argv)
 {
 	struct stats total = { 0 }, *st;
 	struct sigaction sa = { 0 };
-	int opt, i, j, fd, live, finished = 0, threads_done = 0, ntap = 0;
-	bool all_ran = true, ok;
+	int opt, i, j, fd, live, finished = 0, threads_done = 0;
+	bool all_ran = true;
 	struct timespec now;
 	uint64_t ops = 0;
 	pid_t *pids;
@@ -2355,7 +2355,8 @@ int main(int argc, char **argv)
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 
-	printf("TAP version 13\n1..4\n");
+	ksft_print_header();
+	ksft_set_plan(4);
 	fd = open(dev, O_RDWR);
 	size = fd < 0 ? -1 : lseek(fd, 0, SEEK_END);
 	if (size <= 0) {
@@ -2453,20 +2454,13 @@ int main(int argc, char **argv)
 	printf("# processes finished: %d of %d, threads: %d of %d\n", finished,
 	       nprocs, threads_done, nprocs * nthreads);
 
-	ok = true;
-	printf("%sok %d - 0 invariant violations\n",
-	       total.violations ? "not " : "", ++ntap);
-	ok &= !total.violations;
-	printf("%sok %d - every process and thread finished\n",
-	       finished == nprocs && threads_done == nprocs * nthreads ? "" : "not ",
-	       ++ntap);
-	ok &= finished == nprocs && threads_done == nprocs * nthreads;
-	printf("%sok %d - ops/s > 0\n", ops && secs > 0 ? "" : "not ", ++ntap);
-	ok &= ops && secs > 0;
-	printf("%sok %d - every kind of operation ran at least once\n",
-	       all_ran ? "" : "not ", ++ntap);
-	ok &= all_ran;
-	return ok ? 0 : 1;
+	ksft_test_result(!total.violations, "0 invariant violations\n");
+	ksft_test_result(finished == nprocs && threads_done == nprocs * nthreads,
+			 "every process and thread finished\n");
+	ksft_test_result(ops && secs > 0, "ops/s > 0\n");
+	ksft_test_result(all_ran, "every kind of operation ran at least once\n");
+	ksft_print_cnts();
+	return ksft_get_fail_cnt() ? KSFT_FAIL : KSFT_PASS;
 bad:
 	usage(stderr, argv[0]);
 	return 2;

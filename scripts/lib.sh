@@ -25,16 +25,30 @@ else
 	TREE_IS_OURS=1
 fi
 WORK_BRANCH=${WORK_BRANCH:-mmap_buf}
-BUILD_DIR=${BUILD_DIR:-$CACHE_DIR/build}
 
-# scripts/check applies patches/ in CHECK_TREE and builds it in CHECK_BUILD;
-# scripts/test then runs KUnit and both guests from those very builds:
-#   guest     gcc, configs/guest.config: check's W=1/sparse build, the guest
-#   debug     clang, guest.config + debug.config: check's clang build, the
-#             debug guest
-#   kunit-um  UML for kunit.py: the KUnit mutants, then the suite itself
-CHECK_TREE=$CACHE_DIR/check-tree
-CHECK_BUILD=$CACHE_DIR/build/check
+# patches/ is the only input. series_tree applies it onto $BASE_REF in
+# SERIES_TREE, a worktree of $TREE, and keeps it there: the commits are
+# kept under a ref named by the content hash of the base and the patches,
+# so the tree is re-applied only when patches/ or the base changed, and
+# only the files that differ are touched (kbuild rebuilds only those). Its
+# builds live in SERIES_BUILD:
+#   guest      gcc, configs/guest.config: check's W=1/sparse build, the guest
+#   debug      clang, guest.config + debug.config: check's clang build, the
+#              debug guest
+#   arm64, arm64-64k   the arm64 builds and guests
+#   kunit-um   UML for kunit.py: the KUnit mutants, then the suite itself
+# (The paths are v1's check-tree and build/check, kept so that existing
+# builds and their ccache entries stay valid.)
+SERIES_TREE=$CACHE_DIR/check-tree
+SERIES_BUILD=$CACHE_DIR/build/check
+SERIES_REFS=refs/mmap_buf/series
+
+# The tree every command builds and tests (SRC) and the parent of its build
+# directories (BUILD_DIR): the series tree and its builds, unless SRC_TREE
+# or BUILD_DIR say otherwise (scripts/run --branch: the work branch checked
+# out in $TREE, built in $CACHE_DIR/build, so the series' builds stay).
+SRC=${SRC_TREE:-$SERIES_TREE}
+BUILD_DIR=${BUILD_DIR:-$SERIES_BUILD}
 
 # The identity the series is written under: a role, not a person. The mail
 # command re-signs the series with the user's own git identity.
@@ -265,6 +279,160 @@ require_tree() {
 }
 
 tgit() { git -C "$TREE" "$@"; }
+sgit() { git -C "$SERIES_TREE" "$@"; }
+
+# The key of patches/ on the base: a hash of the base commit and of the
+# patch files (the cover letter changes no file of the tree).
+series_key() {
+	local patches
+	mapfile -t patches < <(series_patches)
+	{
+		tgit rev-parse "$BASE_REF^{commit}"
+		[[ ${#patches[@]} -eq 0 ]] || cat "${patches[@]}"
+	} | sha256sum | cut -c1-16
+}
+
+# Bring SERIES_TREE to patches/ applied onto $BASE_REF: nothing to do when
+# it is there and clean; a checkout of the key's ref when patches/ was
+# applied before; else 'git am' of each patch onto a detached base, which
+# names the patch that fails and leaves no ref. Uncommitted edits in the
+# series tree (a mutant left by an interrupted run) are discarded: the tree
+# is the scripts', never edited by hand. Prints nothing when up to date.
+series_tree() {
+	local key ref patches p n base amlog
+	require_tree
+	mapfile -t patches < <(series_patches)
+	[[ ${#patches[@]} -gt 0 ]] || die "no patches in $PATCH_DIR"
+	# The base as $TREE names it (BASE_REF=HEAD is $TREE's HEAD).
+	base=$(tgit rev-parse "$BASE_REF^{commit}")
+	key=$(series_key)
+	ref=$SERIES_REFS/$key
+	if [[ ! -e $SERIES_TREE/.git ]]; then
+		rm -rf "$SERIES_TREE"
+		tgit worktree prune
+		tgit worktree add -q --detach "$SERIES_TREE" "$base"
+	fi
+	sgit am --abort >/dev/null 2>&1 || true
+	if ! tgit rev-parse -q --verify "$ref^{commit}" >/dev/null; then
+		log "applying patches/ (${#patches[@]} patches) onto $BASE_REF in $SERIES_TREE"
+		sgit checkout -q -f --detach "$base"
+		for p in "${patches[@]}"; do
+			if ! amlog=$(sgit am -q --whitespace=nowarn "$p" 2>&1); then
+				sgit am --abort >/dev/null 2>&1 || true
+				printf '%s\n' "$amlog" | tail -n 20 >&2
+				die "$(basename "$p") does not apply onto $BASE_REF"
+			fi
+		done
+		# One ref: the one of today's patches/.
+		tgit for-each-ref --format='%(refname)' "$SERIES_REFS/" |
+			while read -r p; do tgit update-ref -d "$p"; done
+		sgit update-ref "$ref" HEAD
+	fi
+	if [[ $(sgit rev-parse HEAD) != "$(tgit rev-parse "$ref")" ]] ||
+		[[ -n $(sgit status --porcelain --untracked-files=no) ]]; then
+		sgit checkout -q -f --detach "$ref"
+	fi
+	n=$(sgit rev-list --count "$base..HEAD")
+	[[ $n -eq ${#patches[@]} ]] || die "$SERIES_TREE: $n commits for ${#patches[@]} patches"
+}
+
+# What differs between patches/ and what 'scripts/export' would write from
+# the work branch (and uncommitted edits in the branch's worktrees), said
+# a line a difference; returns 1 if anything does.
+series_compare() {
+	local rc=0 wt dirty tmp f b
+	# Edits in any worktree of the kernel repository that is on a branch;
+	# the series tree and the scratch trees are detached.
+	while read -r wt; do
+		git -C "$wt" symbolic-ref -q HEAD >/dev/null || continue
+		dirty=$(git -C "$wt" status --porcelain --untracked-files=normal -- \
+			drivers/misc lib/Kconfig.debug mm tools/testing/selftests Documentation MAINTAINERS 2>/dev/null | head -20)
+		if [[ -n $dirty ]]; then
+			printf 'uncommitted changes in %s:\n%s\n' "$wt" "$dirty"
+			rc=1
+		fi
+	done < <(tgit worktree list --porcelain | sed -n 's/^worktree //p')
+	tmp=$(mktemp -d)
+	format_series "$tmp"
+	# The "From <commit>" line changes whenever commits are re-created (git
+	# am, rebase); the patches are the same if everything else is.
+	for f in "$tmp"/*.patch; do
+		b=$(basename "$f")
+		if [[ ! -f $PATCH_DIR/$b ]]; then
+			echo "patches/$b is missing"
+			rc=1
+		elif ! cmp -s <(sed '1{/^From [0-9a-f]\{40\} /d}' "$f") \
+			<(sed '1{/^From [0-9a-f]\{40\} /d}' "$PATCH_DIR/$b"); then
+			echo "patches/$b differs from $WORK_BRANCH"
+			rc=1
+		fi
+	done
+	for f in "$PATCH_DIR"/*.patch; do
+		[[ -e $f && ! -f $tmp/$(basename "$f") ]] || continue
+		echo "patches/$(basename "$f") is not in $WORK_BRANCH"
+		rc=1
+	done
+	rm -rf "$tmp"
+	return $rc
+}
+
+# Record that patches/ and the work branch are the same series now
+# (scripts/apply, scripts/export): the key of patches/ and the branch's
+# commit, in the kernel repository's config.
+series_record() {
+	tgit config mmap-buf.synced "$(series_key) $(tgit rev-parse "refs/heads/$WORK_BRANCH")"
+}
+
+# Which side moved since the record: none (no work branch), same, branch
+# (commits or edits patches/ lacks), patches (patches/ changed, the branch
+# did not), both, or unknown (they differ and there is no record).
+series_state() {
+	local rec key0 tip0 diffs branch_moved=0 patches_moved=0
+	if [[ ! -e $TREE/.git ]] || ! tgit rev-parse -q --verify "refs/heads/$WORK_BRANCH" >/dev/null; then
+		echo none
+		return 0
+	fi
+	if diffs=$(series_compare); then
+		series_record
+		echo same
+		return 0
+	fi
+	rec=$(tgit config mmap-buf.synced || true)
+	if [[ -z $rec ]]; then
+		echo unknown
+		return 0
+	fi
+	read -r key0 tip0 <<<"$rec"
+	[[ $(series_key) == "$key0" ]] || patches_moved=1
+	[[ $(tgit rev-parse "refs/heads/$WORK_BRANCH") == "$tip0" ]] || branch_moved=1
+	# Uncommitted edits are the branch's too.
+	[[ $diffs != *uncommitted* ]] || branch_moved=1
+	case $patches_moved$branch_moved in
+	10) echo patches ;;
+	11) echo both ;;
+	*) echo branch ;;
+	esac
+}
+
+# One command at a time on the series tree and its builds (scripts/run,
+# scripts/test): a lock held until the command ends.
+lock_series() {
+	mkdir -p "$CACHE_DIR"
+	exec 8>"$CACHE_DIR/series.lock"
+	flock -n 8 || die "another scripts/run or scripts/test uses $SERIES_TREE (lock $CACHE_DIR/series.lock)"
+}
+
+# Make the tree under test ready: by default the series tree, brought to
+# patches/ (series_tree); a tree given (SRC_TREE, which the commands' -t
+# sets and exports, e.g. a mutated tree handed to scripts/build-kernel) is
+# taken as it is.
+need_src() {
+	if [[ -z ${SRC_TREE:-} ]]; then
+		series_tree
+	else
+		[[ -f $SRC_TREE/Makefile ]] || die "no kernel tree at $SRC_TREE"
+	fi
+}
 
 # The series' commits on the work branch, oldest first.
 series_commits() { tgit rev-list --reverse "$BASE_REF..$WORK_BRANCH"; }
@@ -338,18 +506,66 @@ format_series() {
 	series_format_patch "$TREE" "$WORK_BRANCH" "$BASE_REF" "$1" --zero-commit
 }
 
-# The counts of kunit.py's (run or parse) summary line on stdin, "Testing
-# complete. Ran N tests: passed: P[, failed: F][, crashed: C][, skipped:
-# S]", as "P F S" with crashed cases counted as failed; fails without one.
-kunit_counts() {
-	local line p f c s
-	line=$(grep -E 'Testing complete\. Ran [0-9]+ tests?' | tail -n 1 || true)
-	[[ -n $line ]] || return 1
-	p=$(sed -nE 's/.*passed: ([0-9]+).*/\1/p' <<<"$line")
-	f=$(sed -nE 's/.*failed: ([0-9]+).*/\1/p' <<<"$line")
-	c=$(sed -nE 's/.*crashed: ([0-9]+).*/\1/p' <<<"$line")
-	s=$(sed -nE 's/.*skipped: ([0-9]+).*/\1/p' <<<"$line")
-	echo "${p:-0} $((${f:-0} + ${c:-0})) ${s:-0}"
+# What the stages hand to scripts/test: files in RESULTS_DIR, one set a
+# stage, which test adds up (it empties the folder first, or takes one of
+# its own: --output):
+#   NAME.ktap        the cases of a guest run (x86_64, x86_64-debug, arm64,
+#                    arm64-64k, debian) or of the mm mutants: flat KTAP,
+#                    "ok N section: case", ending with kselftest's
+#                    "# Totals: pass:P fail:F xfail:0 xpass:0 skip:S error:0"
+#                    and "# expected skips: N" (guest/expected-skips)
+#   NAME-kunit.json  the KUnit section of that guest run, as kunit.py parse
+#                    --json writes it (KernelCI's format; its cases are not
+#                    in NAME.ktap)
+#   kunit-ARCH.json  scripts/kunit's runs, kunit.py run --json
+#   NAME-dmesg.txt   the kernel log that guest run ended with
+RESULTS_DIR=${MMAP_BUF_RESULTS:-$CACHE_DIR/results}
+
+# The counts of a kunit.py JSON result $1 (run or parse --json=FILE) as
+# "P F S", from its top group's totals, crashed cases counted as failed.
+# Fails when the file is missing, not kunit.py's, or holds no case (no
+# KTAP found: kunit.py counts that as a parser error only).
+kunit_json_counts() {
+	python3 - "$1" 2>/dev/null <<'EOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))["misc"]
+if m["tests"] == 0:
+    sys.exit(1)
+print(m["passed"], m["failed"] + m["crashed"], m["skipped"])
+EOF2
+}
+
+# The cases of a stage, written to a flat KTAP file by ktap_write.
+KTAP_CASES=()
+KTAP_PASS=0 KTAP_FAIL=0 KTAP_SKIP=0 KTAP_XSKIP=0
+# ktap_case ok|not ok|skip NAME [REASON]
+ktap_case() {
+	local n=$((${#KTAP_CASES[@]} + 1))
+	case $1 in
+	ok) KTAP_CASES+=("ok $n $2"); KTAP_PASS=$((KTAP_PASS + 1)) ;;
+	skip) KTAP_CASES+=("ok $n $2 # SKIP ${3:-}"); KTAP_SKIP=$((KTAP_SKIP + 1)) ;;
+	*) KTAP_CASES+=("not ok $n $2${3:+ # $3}"); KTAP_FAIL=$((KTAP_FAIL + 1)) ;;
+	esac
+}
+# ktap_write FILE: the cases, their totals and the expected skips.
+ktap_write() {
+	mkdir -p "$(dirname "$1")"
+	{
+		echo 'KTAP version 1'
+		echo "1..${#KTAP_CASES[@]}"
+		[[ ${#KTAP_CASES[@]} -eq 0 ]] || printf '%s\n' "${KTAP_CASES[@]}"
+		echo "# Totals: pass:$KTAP_PASS fail:$KTAP_FAIL xfail:0 xpass:0 skip:$KTAP_SKIP error:0"
+		echo "# expected skips: $KTAP_XSKIP"
+	} >"$1"
+}
+# The totals of KTAP file $1 as "P F S X" (X: the expected skips); fails
+# without a Totals line.
+ktap_counts() {
+	local p f s x
+	read -r p f s < <(sed -nE 's/^# Totals: pass:([0-9]+) fail:([0-9]+) xfail:[0-9]+ xpass:[0-9]+ skip:([0-9]+) error:[0-9]+$/\1 \2 \3/p' "$1") ||
+		return 1
+	x=$(sed -nE 's/^# expected skips: ([0-9]+)$/\1/p' "$1")
+	echo "$p $f $s ${x:-0}"
 }
 
 # The kernel log of a guest run ($GUEST_LOG) is divided into sections:
@@ -363,12 +579,14 @@ section_body() {
 
 # Count the cases of each section of $GUEST_LOG, print a line a section,
 # and add them to the caller's tp, tf and ts (passed, failed, skipped);
-# set bad=1 on a section that failed without a failed case. $1: the kernel
-# tree (its kunit.py parses the KUnit section), $2: the guest's timeout,
-# $3: the guest's exit status, $4: the sections expected, one a line.
+# set bad=1 on a section that failed without a failed case. Each case
+# goes to the stage's KTAP (ktap_case), "SECTION: NAME"; the KUnit
+# section to $RESULTS_DIR/$5-kunit.json. $1: the kernel tree (its kunit.py
+# parses the KUnit section), $2: the guest's timeout, $3: the guest's exit
+# status, $4: the sections expected, one a line, $5: the run's name.
 count_sections() {
-	local tree=$1 tmo=$2 grc=$3 expected=$4 sec body status secs parsed
-	local p f s prefix cases why
+	local tree=$1 tmo=$2 grc=$3 expected=$4 name=$5 sec body status secs parsed
+	local p f s prefix cases why line rest json
 
 	# Count the cases of each section. Our programs print top-level TAP
 	# ("ok N - name"); a kselftest's cases are nested one level under its
@@ -382,9 +600,14 @@ count_sections() {
 			$1 == "===" && $2 == "section" && $3 == s { on = 1; t = $4; next }
 			on && /^=== status / { print $3, $4 - t; exit }' "$GUEST_LOG") || true
 		if [[ $sec == kunit ]]; then
-			parsed=$(python3 "$tree/tools/testing/kunit/kunit.py" parse <<<"$body" 2>&1 || true)
+			json=$RESULTS_DIR/$name-kunit.json
+			mkdir -p "$RESULTS_DIR"
+			rm -f "$json"
+			parsed=$(python3 "$tree/tools/testing/kunit/kunit.py" parse --json="$json" <<<"$body" 2>&1 || true)
 			grep -E '\[(PASSED|FAILED|SKIPPED|CRASHED)\]' <<<"$parsed" | sed 's/^/  /' || true
-			read -r p f s < <(kunit_counts <<<"$parsed") || p=0 f=0 s=0
+			# No case: the section "reported no case" below, its one
+			# failed case; the file would count it again.
+			read -r p f s < <(kunit_json_counts "$json") || { p=0 f=0 s=0; rm -f "$json"; }
 		else
 			prefix=
 			[[ $sec != *kselftest* ]] || prefix='# '
@@ -393,6 +616,22 @@ count_sections() {
 			s=$(grep -E "^${prefix}ok .*# SKIP" -c <<<"$cases" || true)
 			f=$(grep -cE "^${prefix}not ok " <<<"$cases" || true)
 			[[ -n $cases ]] && sed 's/^/  /' <<<"$cases"
+			while IFS= read -r line; do
+				[[ -n $line ]] || continue
+				line=${line#"$prefix"}
+				rest=$(sed -E 's/^(not )?ok [0-9]+( -)? *//' <<<"$line")
+				if [[ $line == not\ ok* ]]; then
+					ktap_case "not ok" "$sec: $rest"
+				elif [[ $rest == *'# SKIP'* ]]; then
+					# "name # SKIP why", or kselftest.h's "# SKIP why".
+					why=${rest%%# SKIP*}
+					why=${why% }
+					ktap_case skip "$sec${why:+: $why}" "$(sed -E 's/.*# SKIP ?//' <<<"$rest")"
+					why=
+				else
+					ktap_case ok "$sec: $rest"
+				fi
+			done <<<"$cases"
 			# Diagnostics of our programs (figures, reasons of failures),
 			# not kselftest_harness.h's progress and totals.
 			[[ -n $prefix ]] || grep -E '^# ' <<<"$body" |
@@ -411,6 +650,7 @@ count_sections() {
 		fi
 		if [[ -n $why ]]; then
 			warn "section $sec $why"
+			ktap_case "not ok" "$sec" "$why"
 			f=$((f + 1)) bad=1
 		fi
 		printf 'section %s: %d passed, %d failed, %d skipped (status %s, %ss in the guest)\n' \
@@ -424,16 +664,29 @@ count_sections() {
 		grep -qE "^=== section $sec( |\$)" "$GUEST_LOG" && continue
 		warn "section $sec never ran (the guest stopped before it: exit status $grc)"
 		printf 'section %s: 0 passed, 1 failed, 0 skipped (never ran)\n' "$sec"
+		ktap_case "not ok" "$sec" "never ran: the guest stopped before it (exit status $grc)"
 		tf=$((tf + 1)) bad=1
 	done <<<"$expected"
 }
 
 # What the kernel log guest/run.sh prints at its end must not hold: any
-# kernel's reports, and the debug kernel's checkers' too.
-KLOG_REPORTS='BUG:|WARNING:|Oops|Unable to handle|general protection'
+# kernel's reports, and the debug kernel's checkers' too. The one list of
+# them: the guest runs fail on these, and scripts/mm-mutants names what
+# caught a mutant with them. The mm core's state checks print "BUG: Bad
+# page state", "BUG: Bad page map", "BUG: Bad rss-counter state".
+KLOG_REPORTS='BUG:|WARNING:|Oops|Unable to handle|general protection|Kernel panic'
 KLOG_REPORTS_DEBUG="$KLOG_REPORTS|KASAN|KFENCE|UBSAN|possible circular locking"
 KLOG_REPORTS_DEBUG+="|possible recursive locking|inconsistent lock state"
 KLOG_REPORTS_DEBUG+="|sleeping function called|unreferenced object"
+
+# The distinct reports of the kernel log on stdin, one a line, each by its
+# words up to the first '[' (a WARNING's "at mm/memory.c:123 func+0x../.."),
+# without the process, pfn or mm pointer that make each instance differ.
+klog_reports() {
+	grep -oE "($KLOG_REPORTS)[^[]*" |
+		sed -E 's/ +pfn:[0-9a-f]+//; s/ in process .*//; s/(Bad rss-counter state).*/\1/; s/ +$//' |
+		sort -u || true
+}
 
 # Look for the reports $2 (an ERE; $3 names them) in $GUEST_LOG from its
 # line $1 (a whole line: "=== dmesg", or "=== kmemleak" to take kmemleak's
@@ -465,7 +718,7 @@ DEBIAN_SUITE=${DEBIAN_SUITE:-unstable}
 DEBIAN_DIR=$CACHE_DIR/debian-kernel/$DEBIAN_KERNEL
 DEBIAN_CHROOT=$CACHE_DIR/debian-$DEBIAN_SUITE
 
-# Fetch Debian's kernel once, and build mmap_buf.ko for it from $TREE when
+# Fetch Debian's kernel once, and build mmap_buf.ko for it from $SRC when
 # the driver's sources changed.
 debian_prepare() {
 	local d=$DEBIAN_DIR pkg key
@@ -484,10 +737,10 @@ debian_prepare() {
 		mv "$d/x/usr/lib/modules/$DEBIAN_KERNEL/vmlinuz" "$d/vmlinuz"
 		rm -rf "$d/x" "$d/deb"
 	fi
-	key=$({ echo "$DEBIAN_KERNEL"; cat "$TREE"/drivers/misc/mmap_buf/{Makefile,*.[ch]}; } |
+	key=$({ echo "$DEBIAN_KERNEL"; cat "$SRC"/drivers/misc/mmap_buf/{Makefile,*.[ch]}; } |
 		sha256sum | cut -d' ' -f1)
 	if [[ ! -f $d/modules/mmap_buf.ko || $(cat "$d/modules/.key" 2>/dev/null) != "$key" ]]; then
-		"$PROJECT_DIR/scripts/debian-module" -t "$TREE" -o "$d/modules"
+		"$PROJECT_DIR/scripts/debian-module" -t "$SRC" -o "$d/modules"
 		echo "$key" >"$d/modules/.key"
 	fi
 }
@@ -507,9 +760,9 @@ arm64_busybox() {
 
 # Check the skipped kselftest cases of $GUEST_LOG against the rules of
 # configuration $1 in guest/expected-skips: every skip, with its reason,
-# must match a rule and every rule a skip. Prints "SKIPS EXPECTED: N" for
-# scripts/test, which fails a run on any other skip; sets bad=1 on a
-# mismatch.
+# must match a rule and every rule a skip. Prints "expected skips: N" and
+# counts them in KTAP_XSKIP for the stage's KTAP (scripts/test fails a
+# run on any other skip); sets bad=1 on a mismatch.
 check_expected_skips() {
 	local conf=$1 rules sec skipped name why c s pat reason matched n=0
 	rules=$(grep -vE '^[[:space:]]*(#|$)' "$PROJECT_DIR/guest/expected-skips")
@@ -527,6 +780,7 @@ check_expected_skips() {
 			done <<<"$rules"
 			if [[ $matched -eq 1 ]]; then
 				n=$((n + 1))
+				KTAP_XSKIP=$((KTAP_XSKIP + 1))
 			else
 				warn "$sec: $name skipped ($why), which guest/expected-skips does not expect of $conf"
 				bad=1
@@ -545,5 +799,5 @@ check_expected_skips() {
 			fi
 		done <<<"$rules"
 	done
-	echo "SKIPS EXPECTED: $n"
+	echo "expected skips: $n"
 }
