@@ -6,9 +6,10 @@
 # on the host's root file system), guest/initramfs/init in the initramfs
 # guests (arm64, Debian's kernel; busybox sh). Plain POSIX sh for both.
 #
-# Each section prints "=== section NAME START", its TAP (the KUnit
+# Each section prints "=== section NAME START", its KTAP (the KUnit
 # section: the kernel log of the suite's run, for kunit.py parse), then
-# "=== status RC END" (START and END in seconds since the epoch). The run
+# "=== status RC END" (START and END in seconds since the epoch). Each
+# runs under its timeout from the file settings next to this one. The run
 # ends with the kernel log ("=== dmesg"), where the host looks for
 # warnings and oopses; with --debug, kmemleak's report comes before it.
 # The host counts the cases (count_sections in scripts/lib.sh).
@@ -140,6 +141,29 @@ klog=${TMPDIR:-/tmp}/mmap_buf-dmesg
 leak_args=$leak
 [ $debug -eq 0 ] || leak_args="$leak --report-only"
 
+# The section's timeout (settings): its own, or the default; for stress
+# and trinity on top of their length.
+settings=$here/settings
+tmo_of() {
+	t=$(sed -n "s/^$1=//p" "$settings" 2>/dev/null)
+	[ -n "$t" ] || t=$(sed -n 's/^timeout=//p' "$settings" 2>/dev/null)
+	case $1 in
+	stress) t=$((${t:-300} + stress)) ;;
+	trinity) t=$((${t:-300} + fuzz)) ;;
+	esac
+	echo "${t:-300}"
+}
+# Run a section's command under the section's timeout; say so when it hit
+# it (GNU timeout exits 124, or 137 after SIGKILL; busybox's with the
+# signal's 128 + 15).
+run() {
+	timeout -k 10 "$tmo" "$@"
+	r=$?
+	case $r in
+	124 | 137 | 143) echo "# $sec: stopped after its timeout, $tmo s (guest/settings)" ;;
+	esac
+	return $r
+}
 section() { echo "=== section $1 $(date +%s)"; }
 done_() { echo "=== status $1 $(date +%s)"; }
 # Unload what a section loaded; a module already gone is no failure (the
@@ -147,58 +171,60 @@ done_() { echo "=== status $1 $(date +%s)"; }
 unload() { rmmod "$@" 2>/dev/null || true; }
 
 for sec in $(echo "$sections" | tr , ' '); do
+	tmo=$(tmo_of "$sec")
 	section "$sec"
 	case $sec in
 	smoke)
-		modprobe mmap_buf && ls -l /dev/mmap_buf && "$bin/smoke"; done_ $?
+		modprobe mmap_buf && ls -l /dev/mmap_buf && run "$bin/smoke"; done_ $?
 		unload mmap_buf ;;
 	bad-input)
-		modprobe mmap_buf max_size=16777216 && "$bin/badinput"; done_ $?
+		modprobe mmap_buf max_size=16777216 && run "$bin/badinput"; done_ $?
 		unload mmap_buf ;;
 	bad-input-32)
-		modprobe mmap_buf max_size=16777216 && "$bin/32/badinput"; done_ $?
+		modprobe mmap_buf max_size=16777216 && run "$bin/32/badinput"; done_ $?
 		unload mmap_buf ;;
 	lifetime)
 		# It loads and unloads the module itself.
-		"$bin/reliability" lifetime 100; done_ $?
+		run "$bin/reliability" lifetime 100; done_ $?
 		unload mmap_buf ;;
 	leak)
 		# $leak_args is two words with --debug.
 		# shellcheck disable=SC2086
-		modprobe mmap_buf && "$bin/reliability" leak $leak_args; done_ $?
+		modprobe mmap_buf && run "$bin/reliability" leak $leak_args; done_ $?
 		unload mmap_buf ;;
 	security | memlimit)
-		modprobe mmap_buf && "$bin/reliability" "$sec"; done_ $?
+		modprobe mmap_buf && run "$bin/reliability" "$sec"; done_ $?
 		unload mmap_buf ;;
 	stress)
-		modprobe mmap_buf && "$bin/stress" -d "$stress"; done_ $?
+		modprobe mmap_buf && run "$bin/stress" -d "$stress"; done_ $?
 		unload mmap_buf ;;
 	kunit)
 		# The suite's log alone goes to kunit.py; what came before is
 		# kept for the dump at the end.
 		dmesg -c >>"$klog"
-		modprobe mmap_buf_kunit; r=$?; dmesg; done_ $r
+		run modprobe mmap_buf_kunit; r=$?; dmesg; done_ $r
 		unload mmap_buf_kunit mmap_buf ;;
 	make-kselftest)
 		# With the compiler the kernel was built with, so that kbuild
 		# does not rebuild its host tools under TCG.
-		(cd "$tree" && PATH=$path CCACHE_DISABLE=1 make O="$build" CC="ccache gcc" \
-			HOSTCC="ccache gcc" kselftest TARGETS=mmap_buf); done_ $?
+		(cd "$tree" && export PATH="$path" CCACHE_DISABLE=1 &&
+			run make O="$build" CC="ccache gcc" HOSTCC="ccache gcc" \
+				kselftest TARGETS=mmap_buf); done_ $?
 		unload mmap_buf ;;
 	run_kselftest.sh)
-		(cd "$ksft" && ./run_kselftest.sh); done_ $?
+		(cd "$ksft" && run ./run_kselftest.sh); done_ $?
 		unload mmap_buf ;;
 	run_kselftest.sh-32)
-		(cd "$ksft32" && ./run_kselftest.sh); done_ $?
+		(cd "$ksft32" && run ./run_kselftest.sh); done_ $?
 		unload mmap_buf ;;
 	inject)
-		modprobe mmap_buf && "$bin/inject"; done_ $?
+		modprobe mmap_buf && run "$bin/inject"; done_ $?
 		unload mmap_buf ;;
 	gup)
-		modprobe mmap_buf && "$bin/gup"; done_ $?
+		modprobe mmap_buf && run "$bin/gup"; done_ $?
 		unload mmap_buf brd ;;
 	trinity)
-		modprobe mmap_buf && sh "$here/trinity.sh" --secs "$fuzz" \
+		modprobe mmap_buf && run sh "$here/trinity.sh" --secs "$fuzz" \
 			--smoke "$bin/smoke"; done_ $?
 		unload mmap_buf ;;
 	*)
