@@ -13,6 +13,17 @@
 # ends with the kernel log ("=== dmesg"), where the host looks for
 # warnings and oopses; with --debug, kmemleak's report comes before it.
 # The host counts the cases (count_sections in scripts/lib.sh).
+#
+# This stream is not KTAP itself, and does not tally its sections with
+# kselftest's ktap_helpers.sh: it carries the sections' output as the
+# programs print it (kselftest.h's TAP, the kselftest runner's nested KTAP,
+# the kernel log that kunit.py parses, make's output) and the kernel log
+# after them, which the host needs verbatim; nested under a KTAP plan of
+# sections, every line would have to be re-prefixed, in busybox sh too,
+# and a section cut off by a hang would lose what a line buffer held. The
+# host writes the run's KTAP (CONF.ktap: one case per case of a section,
+# and a failed case for a section that failed, hung or never ran) with
+# ktap_helpers.sh (ktap_write in scripts/lib.sh), once.
 
 usage() {
 	cat <<EOF

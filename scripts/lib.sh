@@ -510,10 +510,12 @@ format_series() {
 # stage, which test adds up (it empties the folder first, or takes one of
 # its own: --output):
 #   NAME.ktap        the cases of a guest run (x86_64, x86_64-debug, arm64,
-#                    arm64-64k, debian) or of the mm mutants: flat KTAP,
-#                    "ok N section: case", ending with kselftest's
-#                    "# Totals: pass:P fail:F xfail:0 xpass:0 skip:S error:0"
-#                    and "# expected skips: N" (guest/expected-skips)
+#                    arm64-64k, debian) or of the mm mutants: flat KTAP
+#                    as kselftest's ktap_helpers.sh prints it, "ok N
+#                    section: case" (a reason on a "# " line before its
+#                    case), ending with "# Totals: pass:P fail:F xfail:0
+#                    xpass:0 skip:S error:0" and "# expected skips: N"
+#                    (guest/expected-skips)
 #   NAME-kunit.json  the KUnit section of that guest run, as kunit.py parse
 #                    --json writes it (KernelCI's format; its cases are not
 #                    in NAME.ktap)
@@ -536,27 +538,42 @@ EOF2
 }
 
 # The cases of a stage, written to a flat KTAP file by ktap_write.
-KTAP_CASES=()
+KTAP_CASES=() KTAP_NAMES=() KTAP_WHYS=()
 KTAP_PASS=0 KTAP_FAIL=0 KTAP_SKIP=0 KTAP_XSKIP=0
 # ktap_case ok|not ok|skip NAME [REASON]
 ktap_case() {
-	local n=$((${#KTAP_CASES[@]} + 1))
+	KTAP_CASES+=("$1") KTAP_NAMES+=("$2") KTAP_WHYS+=("${3:-}")
 	case $1 in
-	ok) KTAP_CASES+=("ok $n $2"); KTAP_PASS=$((KTAP_PASS + 1)) ;;
-	skip) KTAP_CASES+=("ok $n $2 # SKIP ${3:-}"); KTAP_SKIP=$((KTAP_SKIP + 1)) ;;
-	*) KTAP_CASES+=("not ok $n $2${3:+ # $3}"); KTAP_FAIL=$((KTAP_FAIL + 1)) ;;
+	ok) KTAP_PASS=$((KTAP_PASS + 1)) ;;
+	skip) KTAP_SKIP=$((KTAP_SKIP + 1)) ;;
+	*) KTAP_FAIL=$((KTAP_FAIL + 1)) ;;
 	esac
 }
-# ktap_write FILE: the cases, their totals and the expected skips.
+# ktap_write FILE: the cases, their totals and the expected skips, printed
+# by kselftest's ktap_helpers.sh (of the tree under test, $SRC). It puts
+# a case's reason on a line of its own, before the case.
 ktap_write() {
+	local helpers=$SRC/tools/testing/selftests/kselftest/ktap_helpers.sh i
+	[[ -f $helpers ]] || die "$SRC has no kselftest/ktap_helpers.sh (Linux 6.9 and later)"
 	mkdir -p "$(dirname "$1")"
-	{
-		echo 'KTAP version 1'
-		echo "1..${#KTAP_CASES[@]}"
-		[[ ${#KTAP_CASES[@]} -eq 0 ]] || printf '%s\n' "${KTAP_CASES[@]}"
-		echo "# Totals: pass:$KTAP_PASS fail:$KTAP_FAIL xfail:0 xpass:0 skip:$KTAP_SKIP error:0"
-		echo "# expected skips: $KTAP_XSKIP"
-	} >"$1"
+	(
+		# Its echo takes the names unquoted: no file name expansion.
+		set -f +u
+		# shellcheck source=/dev/null
+		. "$helpers"
+		ktap_print_header
+		ktap_set_plan "${#KTAP_CASES[@]}"
+		for i in "${!KTAP_CASES[@]}"; do
+			[[ -z ${KTAP_WHYS[i]} ]] || ktap_print_msg "${KTAP_NAMES[i]}: ${KTAP_WHYS[i]}"
+			case ${KTAP_CASES[i]} in
+			ok) ktap_test_pass "${KTAP_NAMES[i]}" ;;
+			skip) ktap_test_skip "${KTAP_NAMES[i]}" ;;
+			*) ktap_test_fail "${KTAP_NAMES[i]}" ;;
+			esac
+		done
+		ktap_print_totals
+		ktap_print_msg "expected skips: $KTAP_XSKIP"
+	) >"$1"
 }
 # The totals of KTAP file $1 as "P F S X" (X: the expected skips); fails
 # without a Totals line.
