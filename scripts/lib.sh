@@ -552,9 +552,14 @@ ktap_case() {
 # ktap_write FILE: the cases, their totals and the expected skips, printed
 # by kselftest's ktap_helpers.sh (of the tree under test, $SRC). It puts
 # a case's reason on a line of its own, before the case.
+ktap_helpers() { echo "$SRC/tools/testing/selftests/kselftest/ktap_helpers.sh"; }
+# need_ktap: fail early, before a stage runs, in a tree without it.
+need_ktap() {
+	[[ -f $(ktap_helpers) ]] || die "$SRC has no kselftest/ktap_helpers.sh (Linux 6.9 and later)"
+}
 ktap_write() {
-	local helpers=$SRC/tools/testing/selftests/kselftest/ktap_helpers.sh i
-	[[ -f $helpers ]] || die "$SRC has no kselftest/ktap_helpers.sh (Linux 6.9 and later)"
+	local helpers i
+	helpers=$(ktap_helpers)
 	mkdir -p "$(dirname "$1")"
 	(
 		# Its echo takes the names unquoted: no file name expansion.
