@@ -599,6 +599,16 @@ section_body() {
 		on && /^=== (section|status)/ { exit } on' "$GUEST_LOG"
 }
 
+# The sections' table, a row a section (count_sections), which the guest
+# scripts print at the end of a run: section_row NAME P F S SECONDS, then
+# section_table.
+SECTION_ROWS=()
+section_row() { SECTION_ROWS+=("$(printf '%-22s %7s %7s %7s %9s' "$@")"); }
+section_table() {
+	printf '%-22s %7s %7s %7s %9s\n' section passed failed skipped seconds
+	printf '%s\n' "${SECTION_ROWS[@]}"
+}
+
 # Count the cases of each section of $GUEST_LOG, print a line a section,
 # and add them to the caller's tp, tf and ts (passed, failed, skipped);
 # set bad=1 on a section that failed without a failed case. Each case
@@ -677,6 +687,7 @@ count_sections() {
 		fi
 		printf 'section %s: %d passed, %d failed, %d skipped (status %s, %ss in the guest)\n' \
 			"$sec" "$p" "$f" "$s" "${status:-none}" "${secs:-?}"
+		section_row "$sec" "$p" "$f" "$s" "${secs:-?}"
 		tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
 	done < <(awk '$1 == "===" && $2 == "section" { print $3 }' "$GUEST_LOG")
 
@@ -686,6 +697,7 @@ count_sections() {
 		grep -qE "^=== section $sec( |\$)" "$GUEST_LOG" && continue
 		warn "section $sec never ran (the guest stopped before it: exit status $grc)"
 		printf 'section %s: 0 passed, 1 failed, 0 skipped (never ran)\n' "$sec"
+		section_row "$sec" 0 1 0 "never ran"
 		ktap_case "not ok" "$sec" "never ran: the guest stopped before it (exit status $grc)"
 		tf=$((tf + 1)) bad=1
 	done <<<"$expected"
