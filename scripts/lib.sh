@@ -414,6 +414,78 @@ series_state() {
 	esac
 }
 
+# Verdicts: a check that passed is not run again while none of its inputs
+# changed, as make does not rebuild an object whose sources did not. A
+# verdict's key hashes what the check reads: the caller's arguments (the
+# git tree ids of the sources checked, the patch, the options), the files
+# it names (its own script), lib.sh and configs/, every installed Debian
+# package with its version (the compilers, perl, codespell, Sphinx),
+# ~/.checkpatch.conf, and the environment variables that kbuild, Sphinx,
+# python and these scripts read. Not in it: tools installed outside dpkg
+# (pip --user, /usr/local); after installing one, --recheck. A key that
+# is not stored runs the check; a pass is stored, a failure drops what
+# was stored. MMAP_BUF_RECHECK=1 (scripts/test and scripts/check
+# --recheck) runs every check and stores its pass anew.
+VERDICT_DIR=$CACHE_DIR/verdicts
+VERDICT_MACHINE=
+# The part of every key that is the machine's: once a command (call it
+# outside $(...) to keep it).
+verdict_machine() {
+	[[ -z $VERDICT_MACHINE ]] || return 0
+	VERDICT_MACHINE=$({
+		cd "$PROJECT_DIR" && sha256sum scripts/lib.sh configs/*
+		dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Architecture} ${Version}\n'
+		cat "$HOME/.checkpatch.conf" 2>/dev/null || true
+		env | grep -E '^(ARCH|SUBARCH|CROSS_COMPILE|LLVM|LLVM_IAS|CC|HOSTCC|LD|KCFLAGS|KCPPFLAGS|KAFLAGS|KRUSTFLAGS|KBUILD_[A-Z_]*|W|C|CHECK|CF|EXTRA_CHECK|SPHINX[A-Z_]*|PYTHON[A-Z_]*|KERNEL_TREE|BASE_REF|SERIES_[A-Z_]*|MAIL_[A-Z_]*|LLVM_SUFFIX)=' | sort || true
+		echo "$LLVM_SUFFIX"
+	} | sha256sum | cut -c1-64)
+}
+# verdict_key [--file FILE]... [WORD]...: the key of those inputs.
+verdict_key() {
+	verdict_machine
+	{
+		echo "$VERDICT_MACHINE"
+		while [[ $# -gt 0 ]]; do
+			if [[ $1 == --file ]]; then
+				sha256sum <"$2"
+				shift
+			else
+				# Its length first: no two lists of words hash alike.
+				printf '%d:%s\n' "${#1}" "$1"
+			fi
+			shift
+		done
+	} | sha256sum | cut -c1-32
+}
+# verdict_get KEY: print the verdict stored under KEY (its first line says
+# when it passed); false if there is none, or MMAP_BUF_RECHECK=1. A
+# verdict used is kept 30 days more.
+verdict_get() {
+	[[ ${MMAP_BUF_RECHECK:-0} != 1 && -f $VERDICT_DIR/$1 ]] || return 1
+	touch "$VERDICT_DIR/$1"
+	cat "$VERDICT_DIR/$1"
+}
+# verdict_put KEY: store standard input as the verdict of KEY, after a
+# first line that says when. Verdicts unused for over 30 days are
+# dropped. A verdict that cannot be stored is only a warning.
+verdict_put() {
+	local tmp
+	mkdir -p "$VERDICT_DIR"
+	find "$VERDICT_DIR" -type f -mtime +30 -delete 2>/dev/null || true
+	tmp=$(mktemp "$VERDICT_DIR/.new.XXXXXX") &&
+		{ echo "passed $(date -u '+%Y-%m-%d %H:%M UTC')"; cat; } >"$tmp" &&
+		mv -f "$tmp" "$VERDICT_DIR/$1" ||
+		{ rm -f "$tmp"; warn "cannot store verdict $1"; }
+}
+# verdict_drop KEY: a failure; the check runs again next time.
+verdict_drop() { rm -f "$VERDICT_DIR/$1" "$VERDICT_DIR/$1".*; }
+# The git tree id of the clean worktree $1, or nothing when it has changes
+# that are not committed (which no tree id names).
+clean_tree_id() {
+	[[ -z $(git -C "$1" status --porcelain --untracked-files=no 2>/dev/null) ]] || return 0
+	git -C "$1" rev-parse -q --verify 'HEAD^{tree}' 2>/dev/null || true
+}
+
 # One command at a time on the series tree and its builds (scripts/run,
 # scripts/test): a lock held until the command ends.
 lock_series() {
