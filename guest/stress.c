@@ -341,6 +341,35 @@ static void usage(FILE *f, const char *prog)
 		prog, seed);
 }
 
+/*
+ * What the kernel did for the run's allocations (/proc/vmstat): direct
+ * compaction and reclaim, and migration. A run far slower than another
+ * is told apart by them from one slowed by something else.
+ */
+static const char *const vm_keys[] = {
+	"compact_stall", "compact_fail", "compact_success", "allocstall_normal",
+	"allocstall_movable", "pgscan_direct", "pgmigrate_success",
+};
+#define NR_VM_KEYS (sizeof(vm_keys) / sizeof(vm_keys[0]))
+
+/* The counters of vm_keys; 0 for one this kernel does not have. */
+static void vm_counts(long long *v)
+{
+	char key[64];
+	long long n;
+	size_t i;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	memset(v, 0, NR_VM_KEYS * sizeof(*v));
+	while (f && fscanf(f, "%63s %lld", key, &n) == 2) {
+		for (i = 0; i < NR_VM_KEYS; i++)
+			if (!strcmp(key, vm_keys[i]))
+				v[i] = n;
+	}
+	if (f)
+		fclose(f);
+}
+
 static double elapsed(const struct timespec *a, const struct timespec *b)
 {
 	return (b->tv_sec - a->tv_sec) + (b->tv_nsec - a->tv_nsec) / 1e9;
@@ -353,6 +382,7 @@ int main(int argc, char **argv)
 	int opt, i, j, fd, live, finished = 0, threads_done = 0;
 	bool all_ran = true;
 	struct timespec now;
+	long long vm0[NR_VM_KEYS], vm1[NR_VM_KEYS];
 	uint64_t ops = 0;
 	pid_t *pids;
 	off_t size;
@@ -424,6 +454,7 @@ int main(int argc, char **argv)
 		printf("Bail out! out of memory\n");
 		return 1;
 	}
+	vm_counts(vm0);
 	clock_gettime(CLOCK_MONOTONIC, &t_start);
 	t_end = t_start;
 	t_end.tv_sec += duration;
@@ -471,6 +502,7 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	secs = elapsed(&t_start, &now);
+	vm_counts(vm1);
 
 	for (i = 0; i < nprocs; i++) {
 		for (j = 0; j < NR_OPS; j++)
@@ -496,6 +528,10 @@ int main(int argc, char **argv)
 	printf("# figure: stress seconds=%.1f operations=%" PRIu64
 	       " ops_per_s=%.0f violations=%" PRIu64 "\n", secs, ops,
 	       secs > 0 ? ops / secs : 0, total.violations);
+	printf("# figure: stress-vm");
+	for (j = 0; j < (int)NR_VM_KEYS; j++)
+		printf(" %s=%lld", vm_keys[j], vm1[j] - vm0[j]);
+	printf("\n");
 	printf("# processes finished: %d of %d, threads: %d of %d\n", finished,
 	       nprocs, threads_done, nprocs * nthreads);
 
