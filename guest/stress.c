@@ -350,24 +350,26 @@ static const char *const vm_keys[] = {
 	"compact_stall", "compact_fail", "compact_success", "allocstall_normal",
 	"allocstall_movable", "pgscan_direct", "pgmigrate_success",
 };
-#define NR_VM_KEYS (sizeof(vm_keys) / sizeof(vm_keys[0]))
 
-/* The counters of vm_keys; 0 for one this kernel does not have. */
+/* The counters of vm_keys; -1 for one this kernel does not have. */
 static void vm_counts(long long *v)
 {
 	char key[64];
 	long long n;
 	size_t i;
-	FILE *f = fopen("/proc/vmstat", "r");
+	FILE *f;
 
-	memset(v, 0, NR_VM_KEYS * sizeof(*v));
-	while (f && fscanf(f, "%63s %lld", key, &n) == 2) {
-		for (i = 0; i < NR_VM_KEYS; i++)
+	for (i = 0; i < ARRAY_SIZE(vm_keys); i++)
+		v[i] = -1;
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return;
+	while (fscanf(f, "%63s %lld", key, &n) == 2) {
+		for (i = 0; i < ARRAY_SIZE(vm_keys); i++)
 			if (!strcmp(key, vm_keys[i]))
 				v[i] = n;
 	}
-	if (f)
-		fclose(f);
+	fclose(f);
 }
 
 static double elapsed(const struct timespec *a, const struct timespec *b)
@@ -382,9 +384,10 @@ int main(int argc, char **argv)
 	int opt, i, j, fd, live, finished = 0, threads_done = 0;
 	bool all_ran = true;
 	struct timespec now;
-	long long vm0[NR_VM_KEYS], vm1[NR_VM_KEYS];
+	long long vm0[ARRAY_SIZE(vm_keys)], vm1[ARRAY_SIZE(vm_keys)];
 	uint64_t ops = 0;
 	pid_t *pids;
+	size_t k;
 	off_t size;
 	double secs;
 	char *end;
@@ -528,9 +531,11 @@ int main(int argc, char **argv)
 	printf("# figure: stress seconds=%.1f operations=%" PRIu64
 	       " ops_per_s=%.0f violations=%" PRIu64 "\n", secs, ops,
 	       secs > 0 ? ops / secs : 0, total.violations);
+	/* A counter this kernel does not have is left out. */
 	printf("# figure: stress-vm");
-	for (j = 0; j < (int)NR_VM_KEYS; j++)
-		printf(" %s=%lld", vm_keys[j], vm1[j] - vm0[j]);
+	for (k = 0; k < ARRAY_SIZE(vm_keys); k++)
+		if (vm0[k] >= 0 && vm1[k] >= 0)
+			printf(" %s=%lld", vm_keys[k], vm1[k] - vm0[k]);
 	printf("\n");
 	printf("# processes finished: %d of %d, threads: %d of %d\n", finished,
 	       nprocs, threads_done, nprocs * nthreads);

@@ -436,7 +436,7 @@ verdict_machine() {
 		cd "$PROJECT_DIR" && sha256sum scripts/lib.sh configs/*
 		dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Architecture} ${Version}\n'
 		cat "$HOME/.checkpatch.conf" 2>/dev/null || true
-		env | grep -E '^(ARCH|SUBARCH|CROSS_COMPILE|LLVM|LLVM_IAS|CC|HOSTCC|LD|KCFLAGS|KCPPFLAGS|KAFLAGS|KRUSTFLAGS|KBUILD_[A-Z_]*|W|C|CHECK|CF|EXTRA_CHECK|SPHINX[A-Z_]*|PYTHON[A-Z_]*|KERNEL_TREE|BASE_REF|SERIES_[A-Z_]*|MAIL_[A-Z_]*|LLVM_SUFFIX)=' | sort || true
+		env | grep -E '^(ARCH|SUBARCH|CROSS_COMPILE|LLVM|LLVM_IAS|CC|HOSTCC|LD|KCFLAGS|KCPPFLAGS|KAFLAGS|KRUSTFLAGS|KBUILD_[A-Z_]*|W|C|CHECK|CF|EXTRA_CHECK|SPHINX[A-Z_]*|PYTHON[A-Z_]*|KERNEL_TREE|BASE_REF|SERIES_[A-Z_]*|MAIL_[A-Z_]*|LLVM_SUFFIX|LANG|LANGUAGE|LC_[A-Z_]*|MAKEFLAGS|GIT_CONFIG[A-Z_]*)=' | sort || true
 		echo "$LLVM_SUFFIX"
 	} | sha256sum | cut -c1-64)
 }
@@ -463,6 +463,7 @@ verdict_key() {
 verdict_get() {
 	[[ ${MMAP_BUF_RECHECK:-0} != 1 && -f $VERDICT_DIR/$1 ]] || return 1
 	touch "$VERDICT_DIR/$1"
+	[[ ! -f $VERDICT_DIR/$1.files ]] || touch "$VERDICT_DIR/$1.files"
 	cat "$VERDICT_DIR/$1"
 }
 # verdict_put KEY: store standard input as the verdict of KEY, after a
@@ -470,7 +471,11 @@ verdict_get() {
 # dropped. A verdict that cannot be stored is only a warning.
 verdict_put() {
 	local tmp
-	mkdir -p "$VERDICT_DIR"
+	if ! mkdir -p "$VERDICT_DIR" 2>/dev/null; then
+		cat >/dev/null
+		warn "cannot store verdict $1"
+		return 0
+	fi
 	find "$VERDICT_DIR" -type f -mtime +30 -delete 2>/dev/null || true
 	tmp=$(mktemp "$VERDICT_DIR/.new.XXXXXX") &&
 		{ echo "passed $(date -u '+%Y-%m-%d %H:%M UTC')"; cat; } >"$tmp" &&
@@ -480,9 +485,10 @@ verdict_put() {
 # verdict_drop KEY: a failure; the check runs again next time.
 verdict_drop() { rm -f "$VERDICT_DIR/$1" "$VERDICT_DIR/$1".*; }
 # The git tree id of the clean worktree $1, or nothing when it has changes
-# that are not committed (which no tree id names).
+# that are not committed, or files git does not track but does not ignore
+# (which no tree id names).
 clean_tree_id() {
-	[[ -z $(git -C "$1" status --porcelain --untracked-files=no 2>/dev/null) ]] || return 0
+	[[ -z $(git -C "$1" status --porcelain --untracked-files=normal 2>/dev/null) ]] || return 0
 	git -C "$1" rev-parse -q --verify 'HEAD^{tree}' 2>/dev/null || true
 }
 
